@@ -1,0 +1,33 @@
+# The two quick-start commands: `make demo` and `make test`. Both set up a fresh machine first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= conv1d
+
+.PHONY: setup demo data train test test-all bench clean
+
+setup:
+	bash scripts/setup.sh
+
+## Synthesize the corpus, train the default model, detect "welcome" in a synthesized demo recording.
+demo: setup
+	$(PY) scripts/demo.py model=$(MODEL)
+
+data: setup
+	$(PY) scripts/make_data.py
+
+train: setup
+	$(PY) train.py model=$(MODEL)
+
+## The default test suite (what CI runs): under 10 minutes on 2 cores.
+test: setup
+	$(PY) -m pytest -q
+
+## Everything, the slow trainings included.
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: setup
+	$(PY) benchmarks/scan_speed.py
+
+clean:
+	rm -rf outputs multirun lightning_logs
