@@ -1,0 +1,269 @@
+"""Training clips from the corpus: Dataset, sampler and LightningDataModule.
+
+Every clip is ``clip_seconds`` long. A positive clip holds the whole keyword at
+a random offset (this is what teaches shift invariance: the model cannot know
+where the word will be, so it must detect it everywhere); a negative clip is a
+random piece of speech that is not the keyword, or of noise.
+
+Reproducibility: a clip is a pure function of (seed, epoch, index). The
+sampler hands each worker keys ``epoch * N + index`` and the dataset seeds its
+generator from them, so the data do not depend on worker count or scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from audioconv import audio, augment, synth
+from audioconv.augment import AugmentConfig
+
+log = logging.getLogger(__name__)
+
+
+class WaveStore:
+    """Many waveforms in one contiguous float32 buffer.
+
+    One buffer instead of thousands of small arrays: forked DataLoader workers
+    share it copy-on-write, since reading it never touches per-object refcounts.
+    """
+
+    def __init__(self, waves: Sequence[np.ndarray]) -> None:
+        lengths = np.array([len(w) for w in waves], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(lengths)])
+        self.buffer = np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.buffer[self.offsets[i] : self.offsets[i + 1]]
+
+
+def load_waves(rows: Sequence[Mapping[str, Any]], base: Path) -> WaveStore:
+    """Read every row's audio (16 kHz mono float32) into one store."""
+    return WaveStore([audio.load(base / row["path"]) for row in rows])
+
+
+def augment_config(values: Mapping[str, Any] | None, sample_rate: int) -> AugmentConfig | None:
+    """Build an AugmentConfig from a config mapping (lists become tuples); None disables augmentation."""
+    if not values:
+        return None
+    known = {f.name for f in fields(AugmentConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown augmentation settings: {sorted(unknown)}")
+    cleaned = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
+    return AugmentConfig(**cleaned, sample_rate=sample_rate) if "sample_rate" not in cleaned else AugmentConfig(**cleaned)
+
+
+class ClipDataset(Dataset):
+    """Fixed-length clips cut (and augmented) from corpus utterances.
+
+    ``dataset[key]`` returns ``(wave [clip_samples] float32, label float32)``;
+    ``key = epoch * len(dataset) + index`` selects the utterance ``index`` and
+    the random draws of that epoch.
+    """
+
+    def __init__(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        waves: WaveStore,
+        noises: WaveStore,
+        clip_samples: int,
+        seed: int,
+        augmentation: AugmentConfig | None,
+    ) -> None:
+        self.rows, self.waves, self.noises = list(rows), waves, noises
+        self.labels = np.array([int(r["label"]) for r in self.rows], dtype=np.int64)
+        self.clip_samples, self.seed, self.augmentation = clip_samples, seed, augmentation
+        self.sample_rate = augmentation.sample_rate if augmentation else audio.SAMPLE_RATE
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = divmod(int(key), len(self.rows))
+        rng = np.random.default_rng([self.seed, epoch, index])
+        clip = self.make_clip(index, rng)
+        return torch.from_numpy(clip), torch.tensor(float(self.labels[index]))
+
+    def make_clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        row, wave, aug = self.rows[index], self.waves[index], self.augmentation
+        sr, length = self.sample_rate, self.clip_samples
+        speed = 1.0
+        if aug and rng.random() < aug.speed_prob:
+            speed = float(rng.uniform(*aug.speed_range))
+            wave = augment.change_speed(wave, speed)
+        reference_rms = None
+        if row["label"] == 1:
+            start, end = int(row["kw_start"] * sr / speed), int(row["kw_end"] * sr / speed)
+            clip = place_keyword(wave, start, end, length, rng)
+            reference_rms = augment.rms(wave[start:end])
+        else:
+            clip = augment.random_crop(wave, length, rng)
+        if aug and rng.random() < aug.pitch_prob:
+            clip = augment.shift_pitch(clip, float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)), sr)
+        if aug and rng.random() < aug.reverb_prob:
+            room = augment.synthetic_room(rng, float(rng.uniform(*aug.reverb_t60_range)), sr)
+            clip = augment.reverberate(clip, room)
+        if aug and len(self.noises) and rng.random() < aug.noise_prob:
+            noise = augment.random_crop(self.noises[int(rng.integers(len(self.noises)))], length, rng)
+            clip = augment.mix_at_snr(clip, noise, float(rng.uniform(*aug.snr_range_db)), reference_rms)
+        if aug:
+            clip = augment.apply_gain(clip, float(rng.uniform(*aug.gain_range_db)))
+        return clip.astype(np.float32)
+
+
+def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``length``-sample window of ``wave`` holding [start, end) at a uniformly random offset.
+
+    The utterance's own context (the carrier phrase) comes along; outside the
+    utterance the clip is zero. A keyword longer than the clip is centred.
+    """
+    span = end - start
+    if span >= length:
+        first = start + (span - length) // 2
+    else:
+        first = int(rng.integers(end - length, start + 1))
+    clip = np.zeros(length, dtype=np.float32)
+    lo, hi = max(first, 0), min(first + length, len(wave))
+    if hi > lo:
+        clip[lo - first : hi - first] = wave[lo:hi]
+    return clip
+
+
+class EpochSampler(Sampler[int]):
+    """Yields keys ``epoch * N + index`` in a seeded order, sharded across DDP ranks.
+
+    Lightning calls ``set_epoch`` at the start of every epoch (and when it
+    resumes), so a resumed run draws the same clips as an uninterrupted one.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _shard(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _indices(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.size)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._shard()
+        indices = self._indices()
+        per_rank = len(indices) // world if self.shuffle and world > 1 else None
+        shard = indices[rank::world][:per_rank] if world > 1 else indices
+        offset = self.epoch * self.size if self.shuffle else 0
+        return iter((offset + shard).tolist())
+
+    def __len__(self) -> int:
+        rank, world = self._shard()
+        if world == 1:
+            return self.size
+        return self.size // world if self.shuffle else len(range(rank, self.size, world))
+
+
+class KeywordDataModule(L.LightningDataModule):
+    """Builds the corpus if needed, then serves train / val / test / heldout clips."""
+
+    EVAL_SPLITS = ("test", "heldout")
+
+    def __init__(self, data: Mapping[str, Any], corpus_root: str, seed: int) -> None:
+        super().__init__()
+        self.cfg, self.corpus_root, self.seed = data, Path(corpus_root), seed
+        clips = data["clips"]
+        self.sample_rate = int(clips["sample_rate"])
+        self.clip_samples = int(round(clips["clip_seconds"] * self.sample_rate))
+        self.loader = dict(data["loader"])
+        self.datasets: dict[str, ClipDataset] = {}
+
+    @property
+    def manifest_path(self) -> Path:
+        return synth.corpus_dir(self.cfg["corpus"], self.corpus_root) / "manifest.csv"
+
+    def prepare_data(self) -> None:
+        """Synthesize the corpus once (rank 0 only); a cached corpus is reused only if its settings match."""
+        synth.build_corpus(self.cfg["corpus"], self.corpus_root)
+
+    def _rows(self) -> list[dict]:
+        """Manifest rows with absolute paths: the synthetic corpus and/or the user's own folder."""
+        rows = synth.read_manifest(self.manifest_path)
+        base = self.manifest_path.parent
+        for row in rows:
+            row["path"] = str(base / row["path"])
+        if not self.cfg.get("use_synthetic", True):
+            rows = []
+        user_folder = self.cfg.get("user_folder")
+        if user_folder:
+            rows += synth.user_corpus_rows(user_folder, self.seed)
+        if not rows:
+            raise ValueError("no training data: data.use_synthetic is false and data.user_folder is not set")
+        return rows
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        rows = self._rows()
+        by_split: dict[str, list[dict]] = {}
+        for row in rows:
+            by_split.setdefault(row["split"], []).append(row)
+        train_aug = augment_config(self.cfg.get("augment"), self.sample_rate)
+        eval_aug = augment_config(self.cfg.get("eval_augment"), self.sample_rate)
+        for split, augmentation in (("train", train_aug), ("val", eval_aug), ("test", eval_aug), ("heldout", eval_aug)):
+            split_rows = by_split.get(split, [])
+            if not split_rows:
+                log.warning("split %s is empty", split)
+                continue
+            # noise files are negatives ("no speech") and, within their split, the background pool
+            noise_rows = [r for r in split_rows if r["kind"] == "noise"]
+            self.datasets[split] = ClipDataset(
+                split_rows,
+                load_waves(split_rows, Path("/")),
+                load_waves(noise_rows, Path("/")),
+                self.clip_samples,
+                self.seed,
+                augmentation,
+            )
+        for split, dataset in self.datasets.items():
+            positives = int(dataset.labels.sum())
+            log.info("%s: %d clips (%d keyword, %d other)", split, len(dataset), positives, len(dataset) - positives)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.datasets[split]
+        workers = int(self.loader.get("num_workers", 0))
+        return DataLoader(
+            dataset,
+            batch_size=int(self.loader["batch_size"]),
+            sampler=EpochSampler(len(dataset), self.seed, shuffle),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(split, shuffle=False) for split in self.test_splits]
+
+    @property
+    def test_splits(self) -> list[str]:
+        return [s for s in self.EVAL_SPLITS if s in self.datasets]

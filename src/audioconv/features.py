@@ -1,0 +1,84 @@
+"""Spectrogram front end as ``nn.Module``s: frame, window, FFT, magnitude, (mel), log.
+
+Written out step by step rather than calling ``torch.stft`` so the framing is
+visible: a spectrogram is itself a convolution-like scan, a window of
+``n_fft`` samples moved ``hop_length`` samples at a time. There is no centre
+padding, so frame ``i`` covers samples ``[i * hop, i * hop + n_fft)`` exactly,
+which keeps the whole detector fully convolutional in time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+from audioconv.geometry import TimeLayer
+
+
+class FramedSpectrogram(nn.Module):
+    """Magnitude spectrogram. wave [B, T] -> magnitude [B, n_fft // 2 + 1, frames].
+
+    Equal to ``torch.stft(wave, n_fft, hop_length, window=hann(n_fft), center=False).abs()``.
+    """
+
+    def __init__(self, n_fft: int = 400, hop_length: int = 160) -> None:
+        super().__init__()
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        return [TimeLayer("stft", kernel=self.n_fft, stride=self.hop_length)]
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        frames = wave.unfold(-1, self.n_fft, self.hop_length)  # [B, frames, n_fft]
+        spectrum = torch.fft.rfft(frames * self.window, dim=-1)  # [B, frames, bins]
+        return spectrum.abs().transpose(-1, -2)  # [B, bins, frames]
+
+
+class LogSpectrogram(nn.Module):
+    """Framed magnitude, optionally through a mel filterbank, then log.
+
+    wave [B, T] -> features [B, n_bins, frames] with n_bins = n_mels, or
+    n_fft // 2 + 1 when ``n_mels`` is 0 (plain log-magnitude).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16_000,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 40,
+        f_min: float = 20.0,
+        f_max: float | None = None,
+        log_floor: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.spectrogram = FramedSpectrogram(n_fft, hop_length)
+        self.log_floor = log_floor
+        self.n_bins = n_mels if n_mels > 0 else n_fft // 2 + 1
+        if n_mels > 0:
+            filterbank = torchaudio.functional.melscale_fbanks(
+                n_freqs=n_fft // 2 + 1,
+                f_min=f_min,
+                f_max=f_max or sample_rate / 2,
+                n_mels=n_mels,
+                sample_rate=sample_rate,
+                norm="slaney",
+                mel_scale="slaney",
+            )  # [n_freqs, n_mels]
+            self.register_buffer("mel", filterbank.T.contiguous(), persistent=False)
+        else:
+            self.mel = None
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        return self.spectrogram.time_layers
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        magnitude = self.spectrogram(wave)
+        if self.mel is not None:
+            magnitude = torch.matmul(self.mel, magnitude)
+        return torch.log(magnitude + self.log_floor)

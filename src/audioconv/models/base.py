@@ -1,0 +1,42 @@
+"""What every detector shares: the time geometry and the clip score.
+
+A detector maps wave [B, T] -> frame logits [B, T'] with no padding along time.
+Subclasses list their time layers; hop, receptive field and output length
+follow from that list (``audioconv.geometry``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from audioconv import geometry
+from audioconv.geometry import TimeLayer
+
+
+class Detector(nn.Module):
+    """Base class: subclasses implement ``forward`` and ``time_layers``."""
+
+    sample_rate: int = 16_000
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        raise NotImplementedError
+
+    @property
+    def hop(self) -> int:
+        """Samples between consecutive frame scores."""
+        return geometry.hop(self.time_layers)
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of input behind each frame score."""
+        return geometry.receptive_field(self.time_layers)
+
+    def output_length(self, num_samples: int) -> int:
+        """Frame scores produced for ``num_samples`` input samples."""
+        return geometry.output_length(num_samples, self.time_layers)
+
+    def clip_logits(self, wave: torch.Tensor) -> torch.Tensor:
+        """One logit per clip: the max over time. A keyword anywhere in the clip is enough."""
+        return self(wave).amax(dim=-1)

@@ -1,0 +1,90 @@
+"""Raw-waveform detector: a learnable filterbank, then dilated 1D convolutions.
+
+wave [B, T]
+  -> Conv1d(1, F, filter_length, stride=filter_stride)   learnable band-pass filters
+  -> |.| -> AvgPool(pool_length, pool_stride) -> log      envelope per filter, 10 ms hop
+  -> Conv1d(F, C, 3, stride=2)                            20 ms hop
+  -> TemporalBlock x N (dilated, depthwise-separable)     receptive field grows to ~1 s
+  -> Conv1d(C, 1, 1)                                      one logit per frame  -> [B, T']
+
+Rectify-and-average is how a filterbank becomes an energy envelope; sampling
+the filter output directly at a 10 ms stride would alias it into noise. The log
+turns a change of gain into an additive offset that the following layers can
+learn to ignore.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from audioconv.geometry import TimeLayer
+from audioconv.models.base import Detector
+from audioconv.models.layers import TemporalBlock, make_norm
+
+
+class Conv1dDetector(Detector):
+    def __init__(
+        self,
+        filters: int = 32,
+        filter_length: int = 64,
+        filter_stride: int = 8,
+        pool_length: int = 40,
+        pool_stride: int = 20,
+        channels: int = 64,
+        kernel: int = 5,
+        dilations: Sequence[int] = (1, 2, 4, 4),
+        separable: bool = True,
+        gated: bool = False,
+        norm: str = "batch",
+        pool: str = "avg",
+        dropout: float = 0.1,
+        log_floor: float = 1e-4,
+        sample_rate: int = 16_000,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.log_floor = log_floor
+        self.filterbank = nn.Conv1d(1, filters, filter_length, stride=filter_stride, bias=False)
+        if pool == "avg":
+            self.pool = nn.AvgPool1d(pool_length, pool_stride)
+        elif pool == "max":
+            self.pool = nn.MaxPool1d(pool_length, pool_stride)
+        else:
+            raise ValueError(f"unknown pool {pool!r}: choose avg or max")
+        self.filter_norm = nn.BatchNorm1d(filters) if norm == "batch" else make_norm(norm, filters)
+        self.downsample = nn.Sequential(
+            nn.Conv1d(filters, channels, 3, stride=2, bias=False), make_norm(norm, channels), nn.ReLU()
+        )
+        self.blocks = nn.Sequential(
+            *[
+                TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
+                for d in dilations
+            ]
+        )
+        self.head = nn.Conv1d(channels, 1, 1)
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        first = self.filterbank
+        layers = [
+            TimeLayer("filterbank", first.kernel_size[0], first.stride[0]),
+            TimeLayer("pool", self.pool.kernel_size if isinstance(self.pool.kernel_size, int) else self.pool.kernel_size[0],
+                      self.pool.stride if isinstance(self.pool.stride, int) else self.pool.stride[0]),
+            TimeLayer("downsample", 3, 2),
+        ]
+        for block in self.blocks:
+            layers += block.time_layers
+        return layers
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """First-layer feature maps (log filter envelopes): wave [B, T] -> [B, filters, frames]."""
+        envelope = self.pool(self.filterbank(wave.unsqueeze(1)).abs())
+        return torch.log(envelope + self.log_floor)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.filter_norm(self.features(wave))
+        x = self.blocks(self.downsample(x))
+        return self.head(x).squeeze(1)

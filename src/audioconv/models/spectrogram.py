@@ -1,0 +1,125 @@
+"""Spectrogram detector: framed FFT -> log-mel image -> 2D CNN that stays convolutional in time.
+
+wave [B, T]
+  -> LogSpectrogram (frame 25 ms, hop 10 ms, FFT, |.|, mel, log)   [B, n_mels, frames]
+  -> SpecAugment masks (training only)
+  -> Conv2d blocks over (frequency, time): frequency padded and strided,
+     time unpadded                                                 [B, C2, n_mels / 4, frames']
+  -> frequency folded into channels, 1x1 conv                      [B, C, frames']
+  -> TemporalBlock x N (dilated, depthwise-separable)              receptive field ~1 s
+  -> Conv1d(C, 1, 1)                                               one logit per 20 ms frame
+
+Frequency may be padded (the image is finite in frequency), time may not: a
+frame's score must depend only on the audio inside its receptive field.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torchaudio
+from torch import nn
+
+from audioconv.features import LogSpectrogram
+from audioconv.geometry import TimeLayer
+from audioconv.models.base import Detector
+from audioconv.models.layers import TemporalBlock, make_norm
+
+
+class SpecAugment(nn.Module):
+    """Random frequency and time masks (torchaudio), active in training mode only."""
+
+    def __init__(self, freq_mask: int = 6, time_mask: int = 10, num_masks: int = 2) -> None:
+        super().__init__()
+        self.masks = nn.ModuleList()
+        for _ in range(num_masks):
+            if freq_mask > 0:
+                self.masks.append(torchaudio.transforms.FrequencyMasking(freq_mask, iid_masks=True))
+            if time_mask > 0:
+                self.masks.append(torchaudio.transforms.TimeMasking(time_mask, iid_masks=True))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return features
+        x = features.unsqueeze(1)  # iid masks want [B, C, F, T]
+        for mask in self.masks:
+            x = mask(x, mask_value=0.0)  # features are batch-normalised: 0 is their mean
+        return x.squeeze(1)
+
+
+class Conv2dBlock(nn.Module):
+    """Conv2d (freq padded, time unpadded) -> BatchNorm2d -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, freq_stride: int, time_stride: int) -> None:
+        super().__init__()
+        self.kernel, self.time_stride = kernel, time_stride
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel, stride=(freq_stride, time_stride), padding=(kernel // 2, 0), bias=False
+        )
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        return [TimeLayer("conv2d", self.kernel, self.time_stride)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(x)))
+
+
+class SpectrogramDetector(Detector):
+    def __init__(
+        self,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 40,
+        conv2d_channels: Sequence[int] = (16, 32),
+        conv2d_time_strides: Sequence[int] = (1, 2),
+        channels: int = 64,
+        kernel: int = 5,
+        dilations: Sequence[int] = (1, 2, 4, 4),
+        separable: bool = True,
+        gated: bool = False,
+        norm: str = "batch",
+        dropout: float = 0.1,
+        freq_mask: int = 6,
+        time_mask: int = 10,
+        sample_rate: int = 16_000,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.frontend = LogSpectrogram(sample_rate, n_fft, hop_length, n_mels)
+        self.input_norm = nn.BatchNorm1d(self.frontend.n_bins)
+        self.specaugment = SpecAugment(freq_mask, time_mask)
+        layers, in_channels, bins = [], 1, self.frontend.n_bins
+        for out_channels, time_stride in zip(conv2d_channels, conv2d_time_strides):
+            layers.append(Conv2dBlock(in_channels, out_channels, 3, freq_stride=2, time_stride=time_stride))
+            in_channels, bins = out_channels, (bins + 1) // 2
+        self.conv2d = nn.Sequential(*layers)
+        self.fold = nn.Sequential(nn.Conv1d(in_channels * bins, channels, 1, bias=False), make_norm(norm, channels), nn.ReLU())
+        self.blocks = nn.Sequential(
+            *[
+                TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
+                for d in dilations
+            ]
+        )
+        self.head = nn.Conv1d(channels, 1, 1)
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        layers = list(self.frontend.time_layers)
+        for block in self.conv2d:
+            layers += block.time_layers
+        for block in self.blocks:
+            layers += block.time_layers
+        return layers
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """The log-mel image the CNN looks at: wave [B, T] -> [B, n_mels, frames]."""
+        return self.frontend(wave)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.specaugment(self.input_norm(self.features(wave)))
+        x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
+        x = self.fold(x.flatten(1, 2))  # frequency folded into channels
+        return self.head(self.blocks(x)).squeeze(1)

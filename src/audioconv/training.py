@@ -1,0 +1,137 @@
+"""One training run, from a composed Hydra config to a test report.
+
+train.py is a few lines around ``train(cfg)``; everything a run does is here,
+top to bottom: seed, data, model, Lightning trainer, fit, test, report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from audioconv import geometry
+from audioconv.data import KeywordDataModule
+from audioconv.module import KeywordModule
+
+log = logging.getLogger(__name__)
+
+REPORT_METRICS = ("accuracy", "precision", "recall", "auroc", "false_alarms_per_hour")
+
+
+def build_datamodule(cfg: DictConfig) -> KeywordDataModule:
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return KeywordDataModule(data, corpus_root=cfg.paths.corpus_root, seed=int(cfg.seed))
+
+
+def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model = hydra.utils.instantiate(model_config)
+    return KeywordModule(
+        model,
+        model_config=model_config,
+        optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        clip_seconds=float(cfg.data.clips.clip_seconds),
+        threshold=float(cfg.threshold),
+        eval_splits=tuple(eval_splits),
+    )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+    )
+    loggers = [
+        CSVLogger(output_dir, name="csv", version=""),
+        TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False),
+    ]
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return L.Trainer(
+        **trainer_cfg,
+        default_root_dir=output_dir,
+        logger=loggers,
+        callbacks=[checkpoint, LearningRateMonitor(logging_interval="epoch")],
+        use_distributed_sampler=False,  # our EpochSampler shards by rank itself, deterministically
+        deterministic=True,
+    )
+
+
+def format_report(metrics: dict[str, float], splits: list[str]) -> str:
+    """A small table: one row per evaluation split."""
+    header = f"{'split':<9}" + "".join(f"{name:>22}" for name in REPORT_METRICS)
+    lines = [header]
+    for split in splits:
+        values = [metrics.get(f"{split}/{name}", float("nan")) for name in REPORT_METRICS]
+        lines.append(f"{split:<9}" + "".join(f"{v:>22.4f}" for v in values))
+    return "\n".join(lines)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test on the voice-disjoint test split and the held-out voices, write metrics.json."""
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True)
+    torch_threads = cfg.get("torch_threads")
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(int(torch_threads))
+
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule.test_splits)
+    model = module.model
+    log.info(
+        "%s: %d parameters, %.2f M multiply-adds per second of audio, %s",
+        type(model).__name__,
+        geometry.count_parameters(model),
+        geometry.macs_per_second(model, model.sample_rate) / 1e6,
+        geometry.describe(model.time_layers, model.sample_rate),
+    )
+    trainer = build_trainer(cfg, output_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - started
+
+    results = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+    metrics = {k: float(v) for result in results for k, v in result.items()}
+    report = {
+        "model": type(model).__name__,
+        "parameters": geometry.count_parameters(model),
+        "macs_per_second": geometry.macs_per_second(model, model.sample_rate),
+        "hop": model.hop,
+        "receptive_field": model.receptive_field,
+        "best_checkpoint": trainer.checkpoint_callback.best_model_path,
+        "epochs": trainer.current_epoch,
+        "fit_seconds": fit_seconds,
+        "total_seconds": time.perf_counter() - started,
+        "metrics": metrics,
+    }
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", report)
+        print(f"\nTest report ({report['model']}, threshold {cfg.threshold}, {fit_seconds / 60:.1f} min training):")
+        print(format_report(metrics, datamodule.test_splits))
+        print(f"best checkpoint: {report['best_checkpoint']}")
+    return report
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically, so a crashed run never leaves a metrics.json that looks complete."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
