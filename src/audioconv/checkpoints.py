@@ -1,0 +1,119 @@
+"""Save and load detectors without ever unpickling a user's file.
+
+Two formats:
+- ``.safetensors`` (shipped weights, exports): tensors plus a JSON header that
+  holds the model config and detection defaults (threshold, smoothing...).
+- ``.ckpt`` written by ``train.py`` (Lightning): read with
+  ``torch.load(weights_only=True)``, which refuses anything but tensors and
+  plain containers, so a malicious pickle cannot run code.
+
+A config may only name a detector class of this package: building a model
+from a ``_target_`` taken from a file would otherwise import and call
+whatever that file says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
+
+DETECTORS: dict[str, type[Detector]] = {
+    "audioconv.models.Conv1dDetector": Conv1dDetector,
+    "audioconv.models.SpectrogramDetector": SpectrogramDetector,
+}
+MODEL_NAMES = {"conv1d": "audioconv.models.Conv1dDetector", "spectrogram": "audioconv.models.SpectrogramDetector"}
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable detector. The message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+def build_detector(model_config: Mapping[str, Any]) -> Detector:
+    """Instantiate a detector from its config, allowing only this package's detector classes."""
+    config = dict(model_config)
+    target = config.pop("_target_", None)
+    if target not in DETECTORS:
+        raise ValueError(f"unknown detector {target!r}; expected one of {sorted(DETECTORS)}")
+    return DETECTORS[target](**config)
+
+
+def save_detector(path: str | os.PathLike, model: Detector, model_config: Mapping[str, Any], **info: Any) -> None:
+    """Write weights + config (+ detection defaults in ``info``) as one safetensors file, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {"format": "audioconv-detector-1", "model_config": json.dumps(dict(model_config)), "info": json.dumps(info)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get("format") != "audioconv-detector-1":
+        raise CheckpointError(path, "not an audioconv detector (no audioconv metadata in the safetensors header)")
+    return load_file(str(path)), json.loads(metadata["model_config"]), json.loads(metadata.get("info", "{}"))
+
+
+def _read_lightning(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure means "not a checkpoint we can trust"
+        if "Weights only load failed" in str(error):
+            reason = "refused: it holds pickled Python objects, not plain weights, and loading it could run code"
+        else:
+            reason = "not a PyTorch checkpoint (corrupt, truncated or another format)"
+        raise CheckpointError(path, reason) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(path, "not a Lightning checkpoint (no state_dict)")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if "model_config" not in hparams:
+        raise CheckpointError(path, "not an audioconv checkpoint (no model_config in its hyper-parameters)")
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    return state, dict(hparams["model_config"]), {"threshold": hparams.get("threshold")}
+
+
+def load_detector(path: str | os.PathLike) -> tuple[Detector, dict[str, Any]]:
+    """Load a detector (eval mode) from ``.safetensors`` or a ``train.py`` ``.ckpt``.
+
+    Returns the model and its info (detection defaults, model config under
+    ``"model_config"``). Raises ``CheckpointError`` naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file" if not path.exists() else "not a file")
+    try:
+        if path.suffix == ".safetensors":
+            state, model_config, info = _read_safetensors(path)
+        else:
+            state, model_config, info = _read_lightning(path)
+    except SafetensorError as error:
+        raise CheckpointError(path, f"not a readable safetensors file ({error})") from None
+    try:
+        model = build_detector(model_config)
+        model.load_state_dict(state, strict=True)
+    except (ValueError, TypeError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:200]
+        raise CheckpointError(path, f"weights do not fit the detector it names ({reason})") from None
+    info = {**{k: v for k, v in info.items() if v is not None}, "model_config": model_config}
+    return model.eval(), info
