@@ -1,0 +1,60 @@
+"""Every config composes, and every model config instantiates into a working detector."""
+
+from __future__ import annotations
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from audioconv.checkpoints import build_detector
+from audioconv.data import KeywordDataModule
+from conftest import ROOT, compose_config
+
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (ROOT / "conf" / "trainer").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+def test_the_config_groups_exist() -> None:
+    assert {"conv1d", "spectrogram"} <= set(MODELS)
+    assert {"cpu", "gpu", "ddp"} <= set(TRAINERS)
+    assert "tiny" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
+def test_model_configs_instantiate(model: str, experiment: str | None) -> None:
+    overrides = [f"model={model}"] + ([f"experiment={experiment}"] if experiment else [])
+    cfg = compose_config(overrides)
+    detector = hydra.utils.instantiate(cfg.model).eval()
+    # the whitelist used for checkpoints builds the same thing
+    same = build_detector(OmegaConf.to_container(cfg.model, resolve=True))
+    assert type(same) is type(detector)
+    wave = torch.randn(2, int(cfg.data.clips.clip_seconds * cfg.data.clips.sample_rate))
+    with torch.no_grad():
+        logits = detector(wave)
+    assert logits.shape == (2, detector.output_length(wave.shape[1]))
+    assert logits.shape[1] > 1, "a training clip must give several frames to take the max over"
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_trainer_configs_compose(trainer: str) -> None:
+    cfg = compose_config([f"trainer={trainer}"])
+    assert cfg.trainer.max_epochs >= 1
+    assert {"accelerator", "devices", "precision"} <= set(cfg.trainer)
+
+
+def test_data_config_builds_a_datamodule(tmp_path) -> None:
+    cfg = compose_config(["experiment=tiny"])
+    datamodule = KeywordDataModule(OmegaConf.to_container(cfg.data, resolve=True), str(tmp_path), seed=cfg.seed)
+    assert datamodule.clip_samples == int(cfg.data.clips.clip_seconds * cfg.data.clips.sample_rate)
+    assert datamodule.manifest_path.parent.parent == tmp_path
+
+
+def test_overrides_reach_the_config() -> None:
+    cfg = compose_config(["model=spectrogram", "trainer.max_epochs=3", "seed=7", "data.corpus.num_positives=500"])
+    assert cfg.seed == 7 and cfg.trainer.max_epochs == 3
+    assert cfg.data.corpus.num_positives == 500
+    assert cfg.data.corpus.seed == 7, "the corpus follows the top-level seed"
+    assert cfg.model._target_.endswith("SpectrogramDetector")
