@@ -48,7 +48,6 @@ def test_receptive_field_by_impulse_probe(model_class) -> None:
             # sample of the window must reach the output (the window is not overstated)
             assert not torch.any(changed & ~expected), f"frame sees sample {position} outside its window"
     # the window's edges reach frame 0 (a periodic Hann window is exactly 0 at its first
-    # sample, so for the spectrogram the edge is one sample in)
     # sample, so for the spectrogram the edge is one sample in). ReLUs can block one
     # path for one input, so a few random inputs are tried.
     with torch.no_grad():

@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""Find the spoken keyword in audio files: `python scripts/detect.py FILE [FILE ...]`.
+
+Prints one table per file (or JSON lines with --json) and optionally a plot
+per file. Bad files are reported on stderr, one line each, and skipped; the
+exit status is 1 if any file failed, 2 for bad arguments or an unusable model.
+Stdout carries results only: everything else, library warnings included, goes
+to stderr, so `--json` output can be piped straight into another tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from audioconv.detect import Event
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "models"
+DEFAULT_MODEL_FILE = MODELS_DIR / "default.txt"  # holds the name of the better shipped model
+FALLBACK_MODEL = "spectrogram"
+MODEL_CHOICES = ("conv1d", "spectrogram")
+EXIT_FILE_FAILED, EXIT_USAGE = 1, 2
+
+
+def reserve_stdout() -> TextIO:
+    """Return a stream onto the real stdout and point fd 1 (and ``sys.stdout``) at stderr.
+
+    Anything a library prints, from Python or from C, then lands on stderr and
+    the results written to the returned stream are the only thing on stdout.
+    """
+    sys.stdout.flush()
+    try:
+        results_fd = os.dup(sys.stdout.fileno())
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptors (embedded use): best effort
+        results, sys.stdout = sys.stdout, sys.stderr
+        return results
+    sys.stdout = sys.stderr
+    return os.fdopen(results_fd, "w", buffering=1)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def odd_frames(text: str) -> int:
+    value = int(text)
+    if value < 1 or value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be a positive odd number of frames (1 = off), got {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Arguments only: the package is imported after parsing, so --help and usage errors are instant."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg; any rate, any channels)")
+    add("--model", choices=MODEL_CHOICES,
+        help=f"shipped weights models/<name>.safetensors (default: the name in models/default.txt, else {FALLBACK_MODEL})")
+    add("--checkpoint", type=Path, help=".safetensors or train.py .ckpt; overrides --model")
+    add("--threshold", type=probability, help="score threshold in [0, 1] (default: the weights' own, else the package's)")
+    add("--smoothing", type=odd_frames, metavar="FRAMES",
+        help="centred moving average over this many frames, odd; 1 = off (default: the weights' own, else off)")
+    add("--refractory", type=non_negative_float, metavar="SECONDS",
+        help="a peak this soon after the one that fired an event is merged into it "
+        "(default: the weights' own, else the package's)")
+    add("--chunk-seconds", type=positive_float, help="audio scanned per forward pass: bounds memory, not results")
+    add("--json", action="store_true", help="one JSON object per event per line on stdout, nothing else")
+    add("--plot", type=Path, metavar="OUT.png", help="write a plot per file (several files: OUT_<stem>.png)")
+    return parser.parse_args(argv)
+
+
+def weights_path(args: argparse.Namespace) -> Path:
+    """The weights to load: --checkpoint, else --model, else the name in models/default.txt."""
+    if args.checkpoint is not None:
+        return args.checkpoint
+    name = args.model
+    if name is None:
+        name = DEFAULT_MODEL_FILE.read_text().strip() if DEFAULT_MODEL_FILE.is_file() else FALLBACK_MODEL
+        if name not in MODEL_CHOICES:
+            raise ValueError(f"{DEFAULT_MODEL_FILE}: names {name!r}, expected one of {', '.join(MODEL_CHOICES)}")
+    return MODELS_DIR / f"{name}.safetensors"
+
+
+def print_table(results: TextIO, file: str, events: list[Event]) -> None:
+    """One table per file: start and end in seconds, 2 decimals (the hop is 20 ms)."""
+    if not events:
+        results.write(f"{file}  no keyword found\n")
+        return
+    width = max(len(file), len("file"))
+    results.write(f"{'file':<{width}}  {'start':>8}  {'end':>8}  {'score':>5}\n")
+    for event in events:
+        results.write(f"{file:<{width}}  {event.start:8.2f}  {event.end:8.2f}  {event.score:5.2f}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = reserve_stdout()
+
+    from audioconv import audio, checkpoints, detect, plots, scan  # after the redirect: import-time noise goes to stderr
+
+    try:
+        path = weights_path(args)
+        model, info = checkpoints.load_detector(path)
+    except (ValueError, OSError) as error:
+        hint = "" if args.checkpoint else " (train one, or pass --checkpoint)"
+        print(f"error: {error}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = detect.detection_settings(info, args.threshold, args.smoothing, args.refractory)
+    except (ValueError, TypeError) as error:
+        print(f"error: {path}: detection defaults: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    settings["chunk_seconds"] = args.chunk_seconds or scan.DEFAULT_CHUNK_SECONDS
+    plot_paths = plots.plot_paths(args.plot, args.files) if args.plot else [None] * len(args.files)
+
+    failed = 0
+    for file, plot_path in zip(args.files, plot_paths):
+        try:
+            detection = detect.analyse_file(model, file, **settings)
+        except audio.AudioError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            for event in detection.events:
+                results.write(json.dumps(event.to_dict()) + "\n")
+        else:
+            print_table(results, file, detection.events)
+        results.flush()
+        if plot_path is not None:
+            try:
+                plots.plot_detection(detection, plot_path)
+            except OSError as error:
+                print(f"error: {file}: cannot write plot {plot_path}: {error.strerror or error}", file=sys.stderr)
+                failed += 1
+    if failed:
+        print(f"{failed} of {len(args.files)} file(s) failed", file=sys.stderr)
+    return EXIT_FILE_FAILED if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""From frame scores to keyword events: smoothing, threshold, peak picking, refractory merge.
+
+A detector fires on many consecutive frames around one spoken keyword (every
+window that contains the word scores high), and a noisy score can dip below
+the threshold for a frame or two in the middle of a word. The rules below turn
+that into **one event per spoken keyword**:
+
+1. optional centred moving average (``smoothing_frames``; 1 = off). Centred so
+   a peak stays where it was; the window shrinks at the edges so the first and
+   last frames are not pulled towards zero;
+2. a frame is *active* when its (smoothed) score is ``>= threshold``; each run
+   of consecutive active frames is one candidate, scored by its maximum, with
+   its peak at the first frame reaching that maximum;
+3. refractory merge: a candidate whose peak lies less than
+   ``refractory_seconds`` after the peak at which the current event *fired*
+   (its first candidate's peak) is merged into it. Counting from the firing
+   peak, like a live detector's debounce, means a chain of bumps cannot
+   stretch one event indefinitely;
+4. span: from the start of the first active frame's window to the end of the
+   last active frame's window, ``[i * hop, j * hop + receptive_field)``
+   samples, clipped to the file. Neighbouring windows overlap, so neighbouring
+   events can too; they are trimmed to meet at the middle of their overlap.
+   Events come out sorted, disjoint and inside ``[0, duration]``.
+
+``detect_file`` is the whole pipeline for one file: load, chunked scan, events.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from audioconv import audio
+from audioconv.models import Detector
+from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_SMOOTHING_FRAMES = 1  # no smoothing
+DEFAULT_REFRACTORY_SECONDS = 1.0  # about one spoken "welcome" plus the detector's window spread
+
+
+@dataclass(frozen=True)
+class Event:
+    """One detected keyword: its span in seconds within ``file`` and its peak score."""
+
+    file: str
+    start: float
+    end: float
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"file", "start", "end", "score"}``: the event format every tool of the project reads."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileDetection:
+    """Everything one file's detection produced: kept together so plots and reports can use it."""
+
+    file: str
+    wave: np.ndarray
+    sample_rate: int
+    probabilities: np.ndarray
+    hop: int
+    receptive_field: int
+    threshold: float
+    events: list[Event]
+
+
+def smooth(probabilities: np.ndarray, frames: int) -> np.ndarray:
+    """Centred moving average over ``frames`` (odd) frames; shorter windows at the edges."""
+    _check_smoothing(frames)
+    values = np.asarray(probabilities, dtype=np.float64)
+    if frames == 1 or values.size == 0:
+        return values
+    half, kernel = frames // 2, np.ones(frames)
+    sums = np.convolve(values, kernel, mode="full")[half : half + values.size]
+    counts = np.convolve(np.ones(values.size), kernel, mode="full")[half : half + values.size]
+    return np.clip(sums / counts, 0.0, 1.0)  # an average of values in [0, 1] is in [0, 1]; clip rounding
+
+
+def _active_runs(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """``(first, last)`` frame indices, inclusive, of each run of frames with ``score >= threshold``."""
+    active = np.concatenate([[False], scores >= threshold, [False]])
+    edges = np.flatnonzero(np.diff(active.astype(np.int8)))
+    return [(int(first), int(after) - 1) for first, after in zip(edges[0::2], edges[1::2])]
+
+
+def _check_smoothing(frames: int) -> None:
+    if int(frames) != frames or frames < 1 or frames % 2 == 0:
+        raise ValueError(f"smoothing_frames must be a positive odd number (centred window), got {frames}")
+
+
+def check_settings(threshold: float, smoothing_frames: int, refractory_seconds: float) -> None:
+    """Raise ``ValueError`` for settings ``detect_events`` cannot honour (user's or a checkpoint's)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    _check_smoothing(smoothing_frames)
+    if not refractory_seconds >= 0.0:
+        raise ValueError(f"refractory_seconds must be >= 0, got {refractory_seconds}")
+
+
+def detection_settings(
+    info: Mapping[str, Any],
+    threshold: float | None = None,
+    smoothing_frames: int | None = None,
+    refractory_seconds: float | None = None,
+) -> dict[str, Any]:
+    """The settings to detect with: the caller's where given, else the weights' ``info``, else the defaults.
+
+    Checkpoints store their tuned defaults under the same names as
+    ``detect_events``' arguments, so a model ships with its operating point.
+    """
+    settings = {
+        "threshold": float(threshold if threshold is not None else info.get("threshold", DEFAULT_THRESHOLD)),
+        "smoothing_frames": int(
+            smoothing_frames if smoothing_frames is not None else info.get("smoothing_frames", DEFAULT_SMOOTHING_FRAMES)
+        ),
+        "refractory_seconds": float(
+            refractory_seconds
+            if refractory_seconds is not None
+            else info.get("refractory_seconds", DEFAULT_REFRACTORY_SECONDS)
+        ),
+    }
+    check_settings(**settings)
+    return settings
+
+
+def _check_geometry(probabilities: np.ndarray, hop: int, receptive_field: int, sample_rate: int) -> None:
+    if probabilities.ndim != 1:
+        raise ValueError(f"expected 1-D frame probabilities, got shape {probabilities.shape}")
+    finite = np.all(np.isfinite(probabilities))
+    if probabilities.size and not (finite and probabilities.min() >= 0 and probabilities.max() <= 1):
+        raise ValueError("frame probabilities must be finite and in [0, 1] (pass sigmoid(logits), not logits)")
+    if hop < 1 or receptive_field < 1 or sample_rate <= 0:
+        raise ValueError(f"need hop >= 1, receptive_field >= 1, sample_rate > 0; got {hop}, {receptive_field}, {sample_rate}")
+
+
+def detect_events(
+    probs: np.ndarray,
+    hop: int,
+    receptive_field: int,
+    sample_rate: int = audio.SAMPLE_RATE,
+    threshold: float = DEFAULT_THRESHOLD,
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
+    refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
+    file: str = "",
+    duration: float | None = None,
+) -> list[Event]:
+    """Events from frame probabilities (frame ``i`` covers samples ``[i*hop, i*hop+receptive_field)``).
+
+    ``duration`` (seconds) is the file's length; by default the span the frames
+    cover, ``((len(probs) - 1) * hop + receptive_field) / sample_rate``. See the
+    module docstring for the rules.
+    """
+    probabilities = np.asarray(probs)
+    _check_geometry(probabilities, hop, receptive_field, sample_rate)
+    check_settings(threshold, smoothing_frames, refractory_seconds)
+    if probabilities.size == 0:
+        return []
+    if duration is None:
+        duration = ((probabilities.size - 1) * hop + receptive_field) / sample_rate
+    scores = smooth(probabilities, smoothing_frames)
+
+    # (first frame, last frame, firing peak frame, score) per event
+    groups: list[tuple[int, int, int, float]] = []
+    for first, last in _active_runs(scores, threshold):
+        peak = first + int(np.argmax(scores[first : last + 1]))
+        score = float(scores[peak])
+        if groups and (peak - groups[-1][2]) * hop < refractory_seconds * sample_rate:
+            g_first, _, g_peak, g_score = groups[-1]
+            groups[-1] = (g_first, last, g_peak, max(g_score, score))
+        else:
+            groups.append((first, last, peak, score))
+
+    spans = [[first * hop / sample_rate, (last * hop + receptive_field) / sample_rate] for first, last, _, _ in groups]
+    for before, after in zip(spans, spans[1:]):
+        if before[1] > after[0]:  # overlapping windows: meet in the middle of the overlap
+            before[1] = after[0] = (before[1] + after[0]) / 2
+    events = []
+    for (start, end), (_, _, _, score) in zip(spans, groups):
+        start, end = min(max(start, 0.0), duration), min(max(end, 0.0), duration)
+        if end > start:
+            events.append(Event(file=file, start=start, end=end, score=score))
+    return events
+
+
+def analyse_file(
+    model: Detector,
+    path: str | os.PathLike,
+    threshold: float = DEFAULT_THRESHOLD,
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
+    refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+) -> FileDetection:
+    """Load ``path`` (``audio.load``: mono, model rate), scan it in chunks, pick events.
+
+    Raises ``audio.AudioError`` for a file that is unusable, including one
+    shorter than the model's receptive field (it would give no frame at all).
+    """
+    sample_rate = model.sample_rate
+    wave = audio.load(path, sample_rate=sample_rate, min_samples=model.receptive_field)
+    probabilities = scan_chunked(model, wave, chunk_seconds=chunk_seconds)
+    events = detect_events(
+        probabilities,
+        model.hop,
+        model.receptive_field,
+        sample_rate=sample_rate,
+        threshold=threshold,
+        smoothing_frames=smoothing_frames,
+        refractory_seconds=refractory_seconds,
+        file=str(path),
+        duration=wave.size / sample_rate,
+    )
+    return FileDetection(str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, threshold, events)
+
+
+def detect_file(model: Detector, path: str | os.PathLike, **settings: Any) -> list[Event]:
+    """Keyword events in one file; ``settings`` are those of ``analyse_file``."""
+    return analyse_file(model, path, **settings).events

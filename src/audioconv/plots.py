@@ -1,0 +1,113 @@
+"""One picture of one file's detection: waveform, log spectrogram, score with threshold and events.
+
+Drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so no GUI
+backend and no pyplot global state are involved. Long recordings are reduced
+before drawing (a min/max envelope for the waveform, a capped number of
+spectrogram columns), so an hour-long file plots as quickly as a short one.
+The PNG is written atomically: a reader never sees a half-written image.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from audioconv.detect import FileDetection
+
+FIGURE_SIZE = (12.0, 7.0)  # inches
+DPI = 100
+MAX_WAVE_POINTS = 4000  # waveform drawn as a min/max envelope above this many samples
+SPECTROGRAM_FFT = 512
+SPECTROGRAM_HOP_SECONDS = 0.01
+MAX_SPECTROGRAM_COLUMNS = 2000
+LOG_FLOOR = 1e-10  # power floor before the log: digital silence stays finite
+EVENT_COLOUR = "tab:red"
+EVENT_ALPHA = 0.25
+
+
+def _waveform(axis, wave: np.ndarray, sample_rate: int) -> None:
+    if wave.size <= MAX_WAVE_POINTS:
+        axis.plot(np.arange(wave.size) / sample_rate, wave, linewidth=0.5)
+    else:
+        bucket = -(-wave.size // MAX_WAVE_POINTS)  # ceil: samples per drawn point
+        edges = np.arange(0, wave.size, bucket)
+        low, high = np.minimum.reduceat(wave, edges), np.maximum.reduceat(wave, edges)
+        axis.fill_between(edges / sample_rate, low, high, linewidth=0.5)
+    axis.set_ylabel("amplitude")
+
+
+def _spectrogram(axis, wave: np.ndarray, sample_rate: int) -> None:
+    """Log power spectrogram from strided frames: only the drawn columns are ever computed."""
+    n_fft = min(SPECTROGRAM_FFT, wave.size)
+    available = wave.size - n_fft + 1
+    step = max(int(SPECTROGRAM_HOP_SECONDS * sample_rate), -(-available // MAX_SPECTROGRAM_COLUMNS))
+    frames = np.lib.stride_tricks.sliding_window_view(wave, n_fft)[::step] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+    image = 10 * np.log10(power.T + LOG_FLOOR)
+    extent = (0.0, wave.size / sample_rate, 0.0, sample_rate / 2)
+    axis.imshow(image, origin="lower", aspect="auto", extent=extent, cmap="magma")
+    axis.set_ylabel("Hz")
+
+
+def _scores(axis, detection: FileDetection) -> None:
+    """Frame scores drawn at the centre of their window, where the word they react to is on average."""
+    rate = detection.sample_rate
+    times = (np.arange(detection.probabilities.size) * detection.hop + detection.receptive_field / 2) / rate
+    axis.plot(times, detection.probabilities, linewidth=0.8, label="score")
+    axis.axhline(detection.threshold, color="k", linestyle="--", linewidth=0.8, label=f"threshold {detection.threshold:g}")
+    for event in detection.events:
+        axis.axvspan(event.start, event.end, color=EVENT_COLOUR, alpha=EVENT_ALPHA)
+    axis.set_ylim(0.0, 1.0)
+    axis.set_ylabel("score")
+    axis.set_xlabel("time (s)")
+    axis.legend(loc="upper right")
+
+
+def plot_detection(detection: FileDetection, out: str | os.PathLike) -> Path:
+    """Write the three-panel PNG for one file to ``out`` (atomically) and return its path."""
+    out = Path(out)
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(3, 1, sharex=True)
+    duration = detection.wave.size / detection.sample_rate
+    _waveform(axes[0], detection.wave, detection.sample_rate)
+    _spectrogram(axes[1], detection.wave, detection.sample_rate)
+    _scores(axes[2], detection)
+    axes[0].set_xlim(0.0, duration)
+    found = f"{len(detection.events)} event(s)" if detection.events else "no keyword found"
+    axes[0].set_title(f"{detection.file}: {found}")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        figure.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def plot_paths(out: str | os.PathLike, files: list[str]) -> list[Path]:
+    """One PNG name per input: ``out`` itself for one file, else ``out`` + ``_<stem>`` (+ ``_<n>`` if stems repeat)."""
+    out = Path(out)
+    if len(files) == 1:
+        return [out]
+    suffix = out.suffix or ".png"
+    used: set[str] = set()
+    paths = []
+    for file in files:
+        stem = name = Path(file).stem or "audio"
+        copy = 1
+        while name in used:
+            copy += 1
+            name = f"{stem}_{copy}"
+        used.add(name)
+        paths.append(out.with_name(f"{out.stem}_{name}{suffix}"))
+    return paths
