@@ -229,8 +229,11 @@ class KeywordDataModule(L.LightningDataModule):
             if not split_rows:
                 log.warning("split %s is empty", split)
                 continue
-            # noise files are negatives ("no speech") and, within their split, the background pool
-            noise_rows = [r for r in split_rows if r["kind"] == "noise"]
+            # noise files are negatives ("no speech") and, within their split, the background pool;
+            # a split without noise of its own (the held-out voice) borrows the test split's
+            noise_rows = [r for r in split_rows if r["kind"] == "noise"] or [
+                r for r in by_split.get("test", []) if r["kind"] == "noise"
+            ]
             self.datasets[split] = ClipDataset(
                 split_rows,
                 load_waves(split_rows, Path("/")),
