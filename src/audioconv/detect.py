@@ -23,23 +23,37 @@ that into **one event per spoken keyword**:
    Events come out sorted, disjoint and inside ``[0, duration]``.
 
 ``detect_file`` is the whole pipeline for one file: load, chunked scan, events.
+It takes a PyTorch ``Detector`` or any other scorer with the same geometry and
+a ``scores(wave, chunk_seconds)`` method (``audioconv.onnx_backend.OnnxDetector``).
+This module imports neither torch nor the models: the ONNX path runs without them.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
 
 from audioconv import audio
-from audioconv.models import Detector
-from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
+
+if TYPE_CHECKING:
+    from audioconv.models import Detector
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_SMOOTHING_FRAMES = 1  # no smoothing
 DEFAULT_REFRACTORY_SECONDS = 1.0  # about one spoken "welcome" plus the detector's window spread
+
+
+class Scorer(Protocol):
+    """What ``analyse_file`` needs from a detector that is not a PyTorch module."""
+
+    hop: int
+    receptive_field: int
+    sample_rate: int
+
+    def scores(self, wave: np.ndarray, chunk_seconds: float | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -188,22 +202,37 @@ def detect_events(
     return events
 
 
+def frame_probabilities(model: Detector | Scorer, wave: np.ndarray, chunk_seconds: float | None = None) -> np.ndarray:
+    """Chunked scan of ``wave`` by a PyTorch detector (``scan.scan_chunked``) or a ``Scorer``.
+
+    ``chunk_seconds=None`` means the scorer's default chunk length.
+    """
+    scores = getattr(model, "scores", None)
+    if callable(scores):
+        return scores(wave, chunk_seconds=chunk_seconds)
+    from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked  # torch: imported only for a torch detector
+
+    return scan_chunked(model, wave, chunk_seconds=DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds)
+
+
 def analyse_file(
-    model: Detector,
+    model: Detector | Scorer,
     path: str | os.PathLike,
     threshold: float = DEFAULT_THRESHOLD,
     smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
     refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    chunk_seconds: float | None = None,
 ) -> FileDetection:
     """Load ``path`` (``audio.load``: mono, model rate), scan it in chunks, pick events.
 
+    ``model`` is a PyTorch ``Detector`` or a ``Scorer`` (e.g. an ONNX export);
+    ``chunk_seconds=None`` uses its default chunk length (``scan.DEFAULT_CHUNK_SECONDS``).
     Raises ``audio.AudioError`` for a file that is unusable, including one
     shorter than the model's receptive field (it would give no frame at all).
     """
     sample_rate = model.sample_rate
     wave = audio.load(path, sample_rate=sample_rate, min_samples=model.receptive_field)
-    probabilities = scan_chunked(model, wave, chunk_seconds=chunk_seconds)
+    probabilities = frame_probabilities(model, wave, chunk_seconds)
     events = detect_events(
         probabilities,
         model.hop,
@@ -218,6 +247,6 @@ def analyse_file(
     return FileDetection(str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, threshold, events)
 
 
-def detect_file(model: Detector, path: str | os.PathLike, **settings: Any) -> list[Event]:
+def detect_file(model: Detector | Scorer, path: str | os.PathLike, **settings: Any) -> list[Event]:
     """Keyword events in one file; ``settings`` are those of ``analyse_file``."""
     return analyse_file(model, path, **settings).events

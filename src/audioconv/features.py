@@ -9,6 +9,8 @@ which keeps the whole detector fully convolutional in time.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -20,19 +22,42 @@ class FramedSpectrogram(nn.Module):
     """Magnitude spectrogram. wave [B, T] -> magnitude [B, n_fft // 2 + 1, frames].
 
     Equal to ``torch.stft(wave, n_fft, hop_length, window=hann(n_fft), center=False).abs()``.
+
+    ``dft_as_conv`` (off by default) computes the same thing as one strided
+    convolution: frame + window + DFT is a Conv1d whose kernels are the
+    windowed cosines and sines of the DFT basis, with stride ``hop_length``.
+    It needs neither ``unfold`` nor ``rfft``, which ONNX exporters handle badly
+    along a dynamic time axis (``audioconv.export`` switches it on in its copy
+    of the model). The two agree to float32 rounding (~1e-6 relative).
     """
 
     def __init__(self, n_fft: int = 400, hop_length: int = 160) -> None:
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
+        self.dft_as_conv = False
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     @property
     def time_layers(self) -> list[TimeLayer]:
         return [TimeLayer("stft", kernel=self.n_fft, stride=self.hop_length)]
 
+    def dft_kernels(self) -> torch.Tensor:
+        """Windowed DFT basis as Conv1d weights [2 * bins, 1, n_fft]: real parts, then imaginary parts."""
+        n = torch.arange(self.n_fft, dtype=torch.int64)
+        bins = torch.arange(self.n_fft // 2 + 1, dtype=torch.int64)
+        phase = (bins[:, None] * n[None, :]) % self.n_fft  # exact integer angle index, then one rounding
+        angle = phase.to(torch.float64) * (2 * math.pi / self.n_fft)
+        window = self.window.to(torch.float64)
+        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])
+        return basis.unsqueeze(1).to(self.window.dtype)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.dft_as_conv:
+            bins = self.n_fft // 2 + 1
+            spectrum = nn.functional.conv1d(wave.unsqueeze(1), self.dft_kernels(), stride=self.hop_length)
+            real, imaginary = spectrum[:, :bins], spectrum[:, bins:]  # [B, bins, frames] each
+            return torch.sqrt(real * real + imaginary * imaginary)
         frames = wave.unfold(-1, self.n_fft, self.hop_length)  # [B, frames, n_fft]
         spectrum = torch.fft.rfft(frames * self.window, dim=-1)  # [B, frames, bins]
         return spectrum.abs().transpose(-1, -2)  # [B, bins, frames]
