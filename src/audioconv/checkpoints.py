@@ -31,6 +31,10 @@ DETECTORS: dict[str, type[Detector]] = {
     "audioconv.models.SpectrogramDetector": SpectrogramDetector,
 }
 MODEL_NAMES = {"conv1d": "audioconv.models.Conv1dDetector", "spectrogram": "audioconv.models.SpectrogramDetector"}
+# Shipped weights live in the repository's models/ folder (this file is src/audioconv/checkpoints.py).
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL_FILE = "default.txt"  # in MODELS_DIR: holds the name of the better shipped model
+FALLBACK_MODEL = "spectrogram"  # when there is no default.txt
 
 
 class CheckpointError(ValueError):
@@ -38,6 +42,25 @@ class CheckpointError(ValueError):
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
+
+
+def shipped_weights(
+    name: str | None = None, models_dir: str | os.PathLike | None = None, suffix: str = ".safetensors"
+) -> Path:
+    """``models/<name><suffix>``; with no name, the one ``models/default.txt`` names, else the fallback.
+
+    Only the path is returned (the file may not exist yet: ``load_detector``
+    says so). Raises ``ValueError`` for a name that is not a shipped model.
+    """
+    folder = Path(models_dir) if models_dir is not None else MODELS_DIR
+    if name is None:
+        default_file = folder / DEFAULT_MODEL_FILE
+        name = default_file.read_text().strip() if default_file.is_file() else FALLBACK_MODEL
+        if name not in MODEL_NAMES:
+            raise ValueError(f"{default_file}: names {name!r}, expected one of {', '.join(MODEL_NAMES)}")
+    elif name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}, expected one of {', '.join(MODEL_NAMES)}")
+    return folder / f"{name}{suffix}"
 
 
 def build_detector(model_config: Mapping[str, Any]) -> Detector:
@@ -79,7 +102,7 @@ def _read_lightning(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure means "not a checkpoint we can trust"
-        if "Weights only load failed" in str(error):
+        if "GLOBAL" in str(error) or "Unsupported global" in str(error):
             reason = "refused: it holds pickled Python objects, not plain weights, and loading it could run code"
         else:
             reason = "not a PyTorch checkpoint (corrupt, truncated or another format)"

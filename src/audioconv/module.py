@@ -59,13 +59,14 @@ class KeywordModule(L.LightningModule):
         clip_seconds: float,
         threshold: float = 0.5,
         eval_splits: tuple[str, ...] = ("test", "heldout"),
+        seed: int = 0,
     ) -> None:
         super().__init__()
         # only plain data in hyper-parameters, so checkpoints load with weights_only=True
         self.save_hyperparameters(
             {"model_config": dict(model_config), "optim": dict(optim), "clip_seconds": clip_seconds, "threshold": threshold}
         )
-        self.model, self.optim, self.threshold = model, dict(optim), threshold
+        self.model, self.optim, self.threshold, self.seed = model, dict(optim), threshold, seed
         self.eval_splits = list(eval_splits)
         self.val_metrics = clip_metrics("val/", threshold)
         self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", threshold) for s in self.eval_splits])
@@ -74,6 +75,15 @@ class KeywordModule(L.LightningModule):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)
+
+    def on_train_epoch_start(self) -> None:
+        """Reseed torch's generator (dropout, SpecAugment) from (seed, epoch, rank).
+
+        Lightning restores weights, optimizer and epoch on resume but not the
+        global random state; reseeding per epoch makes a resumed run draw the same
+        masks as an uninterrupted one.
+        """
+        torch.manual_seed(self.seed * 100_003 + self.current_epoch * 1_009 + self.global_rank)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         wave, label = batch

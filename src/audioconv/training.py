@@ -43,6 +43,7 @@ def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
         clip_seconds=float(cfg.data.clips.clip_seconds),
         threshold=float(cfg.threshold),
         eval_splits=tuple(eval_splits),
+        seed=int(cfg.seed),
     )
 
 

@@ -1,0 +1,302 @@
+"""Long evaluation recordings composed from corpus utterances, with their truth.
+
+A stream is a timeline of utterances from one split of the corpus (test or
+heldout: voices the model never trained on) over a noise background:
+
+* **negative speech and confusable words** fill it; **keyword utterances**
+  ("welcome" alone, in a carrier phrase or amid random words) come at about
+  ``keywords_per_minute``, never closer than ``min_keyword_spacing`` so that
+  each keyword's hit window (``evaluate``) is unambiguous;
+* **placement varies**: an utterance follows the previous one after a normal
+  pause, or a short gap (running speech: the keyword lands inside a longer
+  phrase), or after a long silence; every utterance gets its own gain (speaker
+  distance) and maybe its own synthetic room (reverberation);
+* **background**: noise files of the split (or of ``noise_rows``) tiled over
+  the whole stream, at one SNR per stream against the speech level; with no
+  noise file at all, seeded coloured noise is generated instead.
+
+Utterances are joined so that "well" is never followed closely by "come"
+(spoken together, that *is* the keyword, and the truth would not know it).
+
+Everything is drawn from ``numpy.random.default_rng(seed)``: the same rows,
+settings and seed give the same samples and the same truth.
+
+Truth CSV (``write_truth``/``read_truth``): ``file,start,end,voice,text``, one
+row per keyword, times in seconds. ``file`` is written relative to the CSV's
+folder (``stream_000.flac``), and readers resolve a relative ``file`` against
+that folder (``truth_paths``). A file without keywords is listed with one row
+whose ``start`` and ``end`` are empty, so negative-only streams can be
+evaluated (they count as audio scanned, with no keyword).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from audioconv import audio, augment
+
+TRUTH_COLUMNS = ("file", "start", "end", "voice", "text")
+STREAM_FORMATS = {".wav": "WAV", ".flac": "FLAC"}  # both PCM16; audio.load reads either
+JUNCTION_GAP_SECONDS = 1.0  # least pause between an utterance ending in "well" and one starting with "come"
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How a stream is laid out. Seconds unless named otherwise; ranges are drawn uniformly."""
+
+    seconds: float = 300.0
+    keywords_per_minute: float = 4.0  # mean rate; 0 gives a negative-only stream
+    min_keyword_spacing: float = 3.0  # between one keyword's end and the next one's start
+    end_margin: float = 1.0  # audio kept after the last keyword, so a detector can hear it out
+    pause_range: tuple[float, float] = (0.2, 1.5)  # between utterances, usually
+    phrase_prob: float = 0.25  # else a short gap: utterances run together like one phrase
+    phrase_gap_range: tuple[float, float] = (0.03, 0.15)
+    silence_prob: float = 0.05  # else a long silence (background only)
+    silence_range: tuple[float, float] = (3.0, 8.0)
+    gain_range_db: tuple[float, float] = (-9.0, 0.0)  # per utterance
+    snr_range_db: tuple[float, float] = (5.0, 20.0)  # per stream, speech level over the background
+    background: bool = True  # False: speech on digital silence
+    reverb_prob: float = 0.3  # per utterance
+    reverb_t60_range: tuple[float, float] = (0.2, 0.7)
+    sample_rate: int = audio.SAMPLE_RATE
+
+
+class Keyword(NamedTuple):
+    """One keyword in a stream: its span in seconds, and who said what (for per-voice reports)."""
+
+    start: float
+    end: float
+    voice: str = ""
+    text: str = ""
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", str(text or "").lower())
+
+
+def forbidden_junction(before: Mapping | None, after: Mapping) -> bool:
+    """True when ``before`` ends with "well" and ``after`` starts with "come": together they say the keyword."""
+    if before is None:
+        return False
+    last, first = _words(before.get("text", "")), _words(after.get("text", ""))
+    return bool(last and first and last[-1] == "well" and first[0].startswith("come"))
+
+
+def _coloured_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink-ish noise (1/f power) for streams whose split has no noise files."""
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    frequencies = np.fft.rfftfreq(samples)
+    frequencies[0] = frequencies[1] if samples > 1 else 1.0
+    noise = np.fft.irfft(spectrum / np.sqrt(frequencies), n=samples)
+    return (noise / (np.std(noise) + 1e-12)).astype(np.float32)
+
+
+def _cached_loader(sample_rate: int) -> Callable[[str], np.ndarray]:
+    cache: dict[str, np.ndarray] = {}
+
+    def load(path: str) -> np.ndarray:
+        if path not in cache:
+            cache[path] = audio.load(path, sample_rate=sample_rate)
+        return cache[path]
+
+    return load
+
+
+def compose_stream(
+    rows: Sequence[Mapping],
+    config: StreamConfig,
+    seed: int | Sequence[int],
+    noise_rows: Sequence[Mapping] = (),
+) -> tuple[np.ndarray, list[Keyword]]:
+    """Build one stream from manifest rows (absolute paths). Returns (wave float32, keywords in time order).
+
+    ``rows`` supply the speech (label 1: keyword utterances with ``kw_start``/
+    ``kw_end``; label 0, kind other than noise: everything else) and, with
+    ``noise_rows``, the background pool (kind ``noise``).
+    """
+    rng = np.random.default_rng(seed)
+    sr = config.sample_rate
+    load = _cached_loader(sr)
+    positives = [r for r in rows if int(r["label"]) == 1]
+    speech = [r for r in rows if int(r["label"]) == 0 and r["kind"] != "noise"]
+    noises = [r for r in [*rows, *noise_rows] if r["kind"] == "noise"]
+    if not speech:
+        raise ValueError("a stream needs non-keyword utterances in the chosen rows")
+    if config.keywords_per_minute > 0 and not positives:
+        raise ValueError("keywords_per_minute > 0 but the chosen rows hold no keyword utterance")
+    total = int(round(config.seconds * sr))
+    wave = np.zeros(total, dtype=np.float32)
+    keywords: list[Keyword] = []
+    mean_interval = 60.0 / config.keywords_per_minute if config.keywords_per_minute > 0 else np.inf
+
+    def next_interval() -> float:
+        return max(config.min_keyword_spacing, float(rng.uniform(0.5, 1.5)) * mean_interval)
+
+    next_keyword = float(rng.uniform(0.0, 1.0)) * mean_interval if np.isfinite(mean_interval) else np.inf
+    cursor = int(rng.uniform(*config.pause_range) * sr)
+    previous: Mapping | None = None
+    while cursor < total:
+        row = None
+        now = cursor / sr
+        if now >= next_keyword and (not keywords or now - keywords[-1].end >= config.min_keyword_spacing):
+            candidate = positives[int(rng.integers(len(positives)))]
+            if cursor + int(np.ceil((float(candidate["kw_end"]) + config.end_margin) * sr)) <= total:
+                row = candidate
+            next_keyword = now + next_interval()
+        if row is None:
+            row = speech[int(rng.integers(len(speech)))]
+        if forbidden_junction(previous, row):
+            cursor += int(JUNCTION_GAP_SECONDS * sr)
+            if cursor >= total:
+                break
+        utterance = load(row["path"])
+        if rng.random() < config.reverb_prob:
+            room = augment.synthetic_room(rng, float(rng.uniform(*config.reverb_t60_range)), sr)
+            utterance = augment.reverberate(utterance, room)
+        utterance = utterance * np.float32(10 ** (float(rng.uniform(*config.gain_range_db)) / 20))
+        end = min(cursor + utterance.size, total)
+        wave[cursor:end] += utterance[: end - cursor]
+        if int(row["label"]) == 1:
+            start_s = cursor / sr + float(row["kw_start"])
+            keywords.append(Keyword(start_s, cursor / sr + float(row["kw_end"]), str(row.get("voice", "")), str(row.get("text", ""))))
+        previous = row
+        draw = rng.random()
+        if draw < config.phrase_prob:
+            pause = rng.uniform(*config.phrase_gap_range)
+        elif draw < config.phrase_prob + config.silence_prob:
+            pause = rng.uniform(*config.silence_range)
+        else:
+            pause = rng.uniform(*config.pause_range)
+        cursor = end + int(pause * sr)
+
+    speech_rms = augment.rms(wave[wave != 0]) if np.any(wave) else 0.1
+    if config.background:
+        if noises:
+            picks = rng.integers(len(noises), size=min(16, max(4, len(noises))))
+            pieces = [load(noises[int(i)]["path"]) for i in picks]
+            background = np.resize(np.concatenate(pieces), total)  # the pieces repeated to cover the stream
+        else:
+            background = _coloured_noise(total, rng)
+        wave = augment.mix_at_snr(wave, background, float(rng.uniform(*config.snr_range_db)), speech_rms)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    return (wave * min(1.0, 0.9 / peak) if peak > 0 else wave).astype(np.float32), keywords
+
+
+def save_stream(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = audio.SAMPLE_RATE) -> None:
+    """Write a stream as 16-bit PCM, WAV or FLAC by the suffix, atomically (FLAC: about half the size)."""
+    path = Path(path)
+    kind = STREAM_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: stream files must end in one of {sorted(STREAM_FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=kind)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a stream is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_truth(path: str | os.PathLike, entries: Mapping[str, Sequence[Keyword | tuple]]) -> None:
+    """Truth CSV (file,start,end,voice,text), written atomically; a file with no keyword gets an empty row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TRUTH_COLUMNS)
+        for file, keywords in entries.items():
+            if not keywords:
+                writer.writerow([file, "", "", "", ""])
+            for keyword in keywords:
+                keyword = Keyword(*keyword)
+                writer.writerow([file, f"{keyword.start:.3f}", f"{keyword.end:.3f}", keyword.voice, keyword.text])
+    os.replace(tmp, path)
+
+
+def read_truth(path: str | os.PathLike) -> dict[str, list[Keyword]]:
+    """file (as written) -> its keywords, from a truth CSV. Only ``file,start,end`` are required."""
+    truth: dict[str, list[Keyword]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "start", "end"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: truth CSV lacks column(s) {sorted(missing)} (expected {','.join(TRUTH_COLUMNS)})")
+        for line, row in enumerate(reader, start=2):
+            keywords = truth.setdefault(row["file"], [])
+            if not (row["start"] or "").strip() and not (row["end"] or "").strip():
+                continue  # a file listed without keywords
+            try:
+                start, end = float(row["start"]), float(row["end"])
+            except ValueError:
+                raise ValueError(f"{path}:{line}: start/end must be seconds, got {row['start']!r}, {row['end']!r}") from None
+            if not 0.0 <= start < end:
+                raise ValueError(f"{path}:{line}: need 0 <= start < end, got {start}, {end}")
+            keywords.append(Keyword(start, end, row.get("voice") or "", row.get("text") or ""))
+    for keywords in truth.values():
+        keywords.sort()
+    return truth
+
+
+def truth_paths(truth_csv: str | os.PathLike, files: Sequence[str]) -> dict[str, Path]:
+    """Where each truth ``file`` lies: absolute as written, or relative to the CSV's folder."""
+    folder = Path(truth_csv).resolve().parent
+    return {file: Path(file) if Path(file).is_absolute() else folder / file for file in files}
+
+
+# --------------------------------------------------------------------------- which corpus
+
+
+def default_data_settings(config_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """The ``data`` section of conf/config.yaml (with Hydra ``overrides``), as a plain dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg.data, resolve=True)  # type: ignore[return-value]
+
+
+def default_corpus_settings(config_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """The ``data.corpus`` settings of conf/config.yaml (with Hydra ``overrides``), as a plain dict."""
+    return default_data_settings(config_dir, overrides)["corpus"]
+
+
+def default_manifest(root: str | os.PathLike, overrides: Sequence[str] = (), build: bool = True) -> Path:
+    """The manifest of the default config's corpus under ``root/data/corpus``, built first if ``build`` and missing."""
+    from audioconv import synth
+
+    root = Path(root)
+    settings = default_corpus_settings(root / "conf", overrides)
+    corpus_root = root / "data" / "corpus"
+    if build:
+        return synth.build_corpus(settings, corpus_root)
+    return synth.corpus_dir(settings, corpus_root) / "manifest.csv"
+
+
+def split_rows(rows: Sequence[Mapping], split: str) -> tuple[list[Mapping], list[Mapping]]:
+    """(rows of ``split``, background noise rows for it).
+
+    Noise files are split at random and the heldout split may hold none; its
+    background then comes from the test and val noise files (never train's,
+    which training mixed into its clips).
+    """
+    mine = [r for r in rows if r["split"] == split]
+    noise = [r for r in mine if r["kind"] == "noise"]
+    if not noise and split != "train":
+        noise = [r for r in rows if r["kind"] == "noise" and r["split"] in ("test", "val")]
+    return mine, noise
