@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= conv1d
 
-.PHONY: setup demo data train test test-all bench clean
+.PHONY: setup demo data train models test test-all bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -17,6 +17,13 @@ data: setup
 
 train: setup
 	$(PY) train.py model=$(MODEL)
+
+## Reproduce the shipped weights: train both default models, calibrate their thresholds, write models/.
+models: setup
+	$(PY) train.py model=conv1d hydra.run.dir=outputs/conv1d/ship
+	$(PY) scripts/ship_model.py --checkpoint outputs/conv1d/ship/checkpoints/best.ckpt --name conv1d
+	$(PY) train.py model=spectrogram hydra.run.dir=outputs/spectrogram/ship
+	$(PY) scripts/ship_model.py --checkpoint outputs/spectrogram/ship/checkpoints/best.ckpt --name spectrogram
 
 ## The default test suite (what CI runs): under 10 minutes on 2 cores.
 test: setup

@@ -110,3 +110,23 @@ def test_killed_run_resumes_to_the_same_metrics(reference_run: dict, corpus_root
     assert resumed.keys() == reference_run.keys()
     for key, value in reference_run.items():
         assert resumed[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_ddp_on_cpu_with_two_processes(corpus_root: Path, tmp_path: Path) -> None:
+    """trainer=ddp with gloo on CPU: both ranks finish and one set of checkpoints is written."""
+    result = run_train(
+        "experiment=tiny",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"paths.corpus_root={corpus_root}",
+        f"hydra.run.dir={tmp_path}",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "rank 0 of 2 finished" in output and "rank 1 of 2 finished" in output
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0.0 <= report["metrics"]["test/auroc"] <= 1.0

@@ -21,6 +21,8 @@ from scipy.signal import fftconvolve
 class AugmentConfig:
     """Probabilities and ranges; the defaults live in conf/data/welcome.yaml."""
 
+    context_prob: float = 0.0  # surround the utterance with other speech (ClipDataset.add_context)
+    context_gap_range: tuple[float, float] = (0.03, 0.8)
     speed_prob: float = 0.5
     speed_range: tuple[float, float] = (0.9, 1.1)
     pitch_prob: float = 0.3

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from audioconv import audio, augment, synth
 from audioconv.augment import AugmentConfig
+from audioconv.streams import forbidden_junction
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class ClipDataset(Dataset):
     ) -> None:
         self.rows, self.waves, self.noises = list(rows), waves, noises
         self.labels = np.array([int(r["label"]) for r in self.rows], dtype=np.int64)
+        # utterances that may surround another one: speech that is not the keyword
+        self.context_pool = np.array(
+            [i for i, r in enumerate(self.rows) if r["label"] == 0 and r["kind"] != "noise"], dtype=np.int64
+        )
         self.clip_samples, self.seed, self.augmentation = clip_samples, seed, augmentation
         self.sample_rate = augmentation.sample_rate if augmentation else audio.SAMPLE_RATE
 
@@ -95,16 +100,39 @@ class ClipDataset(Dataset):
         clip = self.make_clip(index, rng)
         return torch.from_numpy(clip), torch.tensor(float(self.labels[index]))
 
+    def add_context(self, index: int, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """The utterance with other (non-keyword) speech before and after it, as in running speech.
+
+        A detector scanned over real audio meets the joins between words and
+        utterances; a model trained only on isolated utterances fires on them.
+        Returns the longer wave and where the original utterance starts in it.
+        Joins that would say the keyword ("well" + "come...") are skipped.
+        """
+        aug = self.augmentation
+        if not aug or not len(self.context_pool) or rng.random() >= aug.context_prob:
+            return wave, 0
+        row, sr = self.rows[index], self.sample_rate
+        before, after = (int(self.context_pool[i]) for i in rng.integers(len(self.context_pool), size=2))
+        gaps = [np.zeros(int(rng.uniform(*aug.context_gap_range) * sr), np.float32) for _ in range(2)]
+        pieces, offset = [wave], 0
+        if not forbidden_junction(self.rows[before], row):
+            pieces = [self.waves[before], gaps[0], *pieces]
+            offset = len(self.waves[before]) + len(gaps[0])
+        if not forbidden_junction(row, self.rows[after]):
+            pieces += [gaps[1], self.waves[after]]
+        return np.concatenate(pieces), offset
+
     def make_clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
-        row, wave, aug = self.rows[index], self.waves[index], self.augmentation
+        row, aug = self.rows[index], self.augmentation
         sr, length = self.sample_rate, self.clip_samples
+        wave, offset = self.add_context(index, self.waves[index], rng)
         speed = 1.0
         if aug and rng.random() < aug.speed_prob:
             speed = float(rng.uniform(*aug.speed_range))
             wave = augment.change_speed(wave, speed)
         reference_rms = None
         if row["label"] == 1:
-            start, end = int(row["kw_start"] * sr / speed), int(row["kw_end"] * sr / speed)
+            start, end = int((row["kw_start"] * sr + offset) / speed), int((row["kw_end"] * sr + offset) / speed)
             clip = place_keyword(wave, start, end, length, rng)
             reference_rms = augment.rms(wave[start:end])
         else:

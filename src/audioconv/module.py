@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryPrecision, BinaryRecall
 
 from audioconv.models.base import Detector
@@ -30,24 +30,26 @@ def clip_metrics(prefix: str, threshold: float) -> MetricCollection:
     )
 
 
-class FalseAlarmRate:
-    """False alarms per hour of negative audio, counted on clips: a negative clip that fires is one alarm."""
+class FalseAlarmRate(Metric):
+    """False alarms per hour of negative audio, counted on clips: a negative clip that fires is one alarm.
+
+    A torchmetrics ``Metric`` so that, under DDP, counts from every rank are summed.
+    """
 
     def __init__(self, clip_seconds: float, threshold: float) -> None:
+        super().__init__()
         self.clip_seconds, self.threshold = clip_seconds, threshold
-        self.reset()
-
-    def reset(self) -> None:
-        self.alarms, self.negatives = 0, 0
+        self.add_state("alarms", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("negatives", default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, probabilities: torch.Tensor, labels: torch.Tensor) -> None:
         negative = labels < 0.5
-        self.alarms += int((probabilities[negative] >= self.threshold).sum())
-        self.negatives += int(negative.sum())
+        self.alarms += (probabilities[negative] >= self.threshold).sum()
+        self.negatives += negative.sum()
 
-    def compute(self) -> float:
-        hours = self.negatives * self.clip_seconds / 3600
-        return self.alarms / hours if hours > 0 else float("nan")
+    def compute(self) -> torch.Tensor:
+        hours = self.negatives.double() * self.clip_seconds / 3600
+        return self.alarms.double() / hours if hours > 0 else torch.tensor(float("nan"), dtype=torch.float64)
 
 
 class KeywordModule(L.LightningModule):
@@ -71,7 +73,7 @@ class KeywordModule(L.LightningModule):
         self.val_metrics = clip_metrics("val/", threshold)
         self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", threshold) for s in self.eval_splits])
         self.val_alarms = FalseAlarmRate(clip_seconds, threshold)
-        self.test_alarms = [FalseAlarmRate(clip_seconds, threshold) for _ in self.eval_splits]
+        self.test_alarms = torch.nn.ModuleList([FalseAlarmRate(clip_seconds, threshold) for _ in self.eval_splits])
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)
@@ -104,7 +106,7 @@ class KeywordModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
-        self.log("val/false_alarms_per_hour", self.val_alarms.compute())
+        self.log("val/false_alarms_per_hour", self.val_alarms.compute().float())
         self.val_metrics.reset()
         self.val_alarms.reset()
 
@@ -117,10 +119,8 @@ class KeywordModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for split, metrics, alarms in zip(self.eval_splits, self.test_metrics, self.test_alarms):
-            if alarms.negatives == 0:
-                continue
             self.log_dict(metrics.compute(), add_dataloader_idx=False)
-            self.log(f"{split}/false_alarms_per_hour", alarms.compute(), add_dataloader_idx=False)
+            self.log(f"{split}/false_alarms_per_hour", alarms.compute().float(), add_dataloader_idx=False)
             metrics.reset()
             alarms.reset()
 

@@ -126,6 +126,7 @@ class CorpusConfig:
     festival_voices: tuple[str, ...]
     festival_stretch: tuple[float, float]
     festival_semitones: tuple[float, float]
+    festival_hts_semitones: tuple[float, float]
     festival_chunk: int
     heldout_voices: tuple[str, ...]
     val_voices: tuple[str, ...]
@@ -527,7 +528,9 @@ def _speech_item(
         }
         gaps = tuple(_uniform(rng, cfg.piece_gap_seconds) for _ in pieces[1:])
     else:
-        params = {"stretch": _uniform(rng, cfg.festival_stretch), "semitones": _uniform(rng, cfg.festival_semitones)}
+        # HTS voices are pitch-shifted offline, which moves the formants too: a narrower range keeps them natural
+        semitones = cfg.festival_hts_semitones if _is_hts(voice.spec) else cfg.festival_semitones
+        params = {"stretch": _uniform(rng, cfg.festival_stretch), "semitones": _uniform(rng, semitones)}
         pieces, keyword_piece, gaps = (text,), None, ()
     return Item(
         index=index,

@@ -123,6 +123,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "total_seconds": time.perf_counter() - started,
         "metrics": metrics,
     }
+    log.info("rank %d of %d finished", trainer.global_rank, trainer.world_size)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", report)
         print(f"\nTest report ({report['model']}, threshold {cfg.threshold}, {fit_seconds / 60:.1f} min training):")
