@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +43,7 @@ from matplotlib.figure import Figure
 
 from audioconv import audio, checkpoints, geometry
 from audioconv.checkpoints import MODEL_NAMES
+from audioconv.detect import DEFAULT_THRESHOLD
 from audioconv.features import LogSpectrogram
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 from audioconv.scan import scan_chunked
@@ -51,6 +52,7 @@ from audioconv.synth import read_manifest
 ROOT = checkpoints.MODELS_DIR.parent
 CORPUS_ROOT = ROOT / "data" / "corpus"
 OUTPUTS_DIR = ROOT / "outputs"
+CONF_DIR = ROOT / "conf"
 SOURCES = ("auto", "corpus", "espeak")
 
 # ---- the scan recording
@@ -89,19 +91,20 @@ FADE_SECONDS = 0.01  # raised-cosine fade at the cut word's ends: no clicks
 FONT_SIZE = 11
 DPI = 100
 PNG_COLOURS = 256  # palette size of the written PNGs
-FEATURE_MAPS = 6  # conv1d: filter envelopes shown; spectrogram: first conv2d channels shown (at most 4)
-CONV2D_MAPS = 4
+FEATURE_MAPS = 6  # conv1d: filter envelopes shown
+CONV2D_MAPS = 4  # spectrogram: first conv2d channels shown
 RESPONSE_FFT = 1024  # points of the filter kernels' frequency responses
 WAVE_POINTS = 2800  # columns of the drawn waveform envelope
 MAX_TICKS = 300  # a level with more units than this reaching one frame is drawn as a band, not dots
 MAX_DOTS = 100  # ... and so is an unbroken run of more than this many
 KEYWORD_COLOUR = "tab:green"
 BRACKET_COLOUR = "tab:red"
-THRESHOLD_FALLBACK = 0.5
 SIDE_TEXT_WIDTH = 26  # characters per line in the narrow side panels
 
 
 # --------------------------------------------------------------------------- data
+
+Part = tuple[np.ndarray, str, "tuple[float, float] | None"]  # trimmed audio, text, keyword span (s) within it
 
 
 @dataclass
@@ -150,8 +153,7 @@ class LoadedModel:
     name: str  # "conv1d" | "spectrogram"
     source: str  # where the weights came from, for titles
     random: bool = False
-    threshold: float = THRESHOLD_FALLBACK
-    notes: list[str] = field(default_factory=list)
+    threshold: float = DEFAULT_THRESHOLD  # the weights' own operating point when they carry one
 
 
 def _warn(message: str) -> None:
@@ -172,7 +174,7 @@ def _display(path: Path) -> str:
 def _load(path: Path, source: str) -> LoadedModel:
     model, info = checkpoints.load_detector(path)
     threshold = info.get("threshold")
-    return LoadedModel(model, _name_of(model), source, threshold=float(threshold) if threshold is not None else THRESHOLD_FALLBACK)
+    return LoadedModel(model, _name_of(model), source, threshold=float(threshold) if threshold is not None else DEFAULT_THRESHOLD)
 
 
 def resolve_model(
@@ -244,9 +246,7 @@ def _fade(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return out
 
 
-def _assemble(
-    parts: Sequence[tuple[np.ndarray, str, tuple[float, float] | None]], rng: np.random.Generator, sample_rate: int, source: str
-) -> Recording:
+def _assemble(parts: Sequence[Part], rng: np.random.Generator, sample_rate: int, source: str) -> Recording:
     """Utterances laid end to end with random gaps; keyword spans (seconds within each part) moved along."""
     chunks, pieces = [np.zeros(int(LEAD_SECONDS * sample_rate), np.float32)], []
     position = chunks[0].size
@@ -267,7 +267,7 @@ def _assemble(
     return Recording(wave.astype(np.float32), sample_rate, pieces, source)
 
 
-def _corpus_part(row: dict, sample_rate: int) -> "Part":
+def _corpus_part(row: dict, sample_rate: int) -> Part:
     wave = audio.load(row["path"], sample_rate=sample_rate)
     first, last = _trim(wave, sample_rate)
     keyword = None
@@ -276,9 +276,6 @@ def _corpus_part(row: dict, sample_rate: int) -> "Part":
         first, last = min(first, k0), max(last, k1)  # never trim into the keyword
         keyword = ((k0 - first) / sample_rate, (k1 - first) / sample_rate)
     return wave[first:last], str(row["text"]), keyword
-
-
-Part = tuple[np.ndarray, str, "tuple[float, float] | None"]  # trimmed audio, text, keyword span (s) within it
 
 
 def _test_voices(manifest: Path, split: str, sample_rate: int) -> list[tuple[str, list[Part], list[Part]]]:
@@ -347,13 +344,19 @@ def espeak_say(text: str, sample_rate: int = audio.SAMPLE_RATE, voice: str = ESP
 
 
 def espeak_recording(rng: np.random.Generator, sample_rate: int = audio.SAMPLE_RATE) -> Recording:
-    """other, "welcome", other, "welcome", other, spoken piece by piece, so the keyword spans are known exactly."""
+    """other, "welcome", other, "welcome", [other], spoken piece by piece, so the keyword spans are known exactly.
+
+    The last other sentence is added only while the recording stays within ``SCAN_SECONDS``.
+    """
     negatives = [ESPEAK_NEGATIVES[i] for i in rng.permutation(len(ESPEAK_NEGATIVES))[:3]]
     word = espeak_say(KEYWORD, sample_rate)
-    first, last = _trim(word, sample_rate)
-    keyword_part = (word, KEYWORD, (first / sample_rate, last / sample_rate))
+    loud = np.flatnonzero(np.abs(word) > TRIM_RATIO * float(np.abs(word).max()))  # the word without its padding
+    keyword_part = (word, KEYWORD, (loud[0] / sample_rate, (loud[-1] + 1) / sample_rate))
     other = [(espeak_say(t, sample_rate), t, None) for t in negatives]
-    parts = [other[0], keyword_part, other[1], keyword_part, other[2]]
+    parts = [other[0], keyword_part, other[1], keyword_part]
+    length = 2 * LEAD_SECONDS + sum(p[0].size / sample_rate + GAP_SECONDS[1] for p in parts)
+    if length + other[2][0].size / sample_rate <= SCAN_SECONDS[1]:
+        parts.append(other[2])
     return _assemble(parts, rng, sample_rate, f"espeak-ng -v {ESPEAK_VOICE} -s {ESPEAK_SPEED}")
 
 
@@ -389,12 +392,7 @@ def shift_offsets(word_samples: int, model: Detector, count: int = SHIFT_COUNT, 
     first = -(-rf // hop) * hop  # frame 0's window ends before the word starts
     step = max(1, int(round(step_seconds * model.sample_rate / hop))) * hop
     offsets = [first + k * step for k in range(count)]
-    return offsets, offsets[-1] + max(rf, word_samples) + hop
-
-
-def snap_offsets(offsets_seconds: Sequence[float], hop: int, sample_rate: int) -> list[int]:
-    """Offsets in samples, each rounded to a multiple of ``hop``: whole-frame shifts."""
-    return [int(round(s * sample_rate / hop)) * hop for s in offsets_seconds]
+    return offsets, offsets[-1] + word_samples + rf + hop  # the last frame's window starts after the word ends
 
 
 def place_at_offsets(word: np.ndarray, offsets: Sequence[int], total: int, background: np.ndarray | None = None) -> list[Placement]:
@@ -511,46 +509,47 @@ def _shade_spans(axis, spans: Sequence[tuple[float, float]], label: str | None =
 # --------------------------------------------------------------------------- scan.png
 
 
-def _filter_centres(model: Conv1dDetector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(responses [filters, bins] in dB re each filter's peak, bin frequencies, centre frequency per filter)."""
+def _filter_responses(model: Conv1dDetector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(magnitude responses [filters, bins], each scaled to peak 1; bin frequencies in Hz; peak frequency per filter)."""
     kernels = model.filterbank.weight.detach().cpu().numpy()[:, 0, :]
     magnitude = np.abs(np.fft.rfft(kernels, n=RESPONSE_FFT, axis=-1))
     freqs = np.fft.rfftfreq(RESPONSE_FFT, 1.0 / model.sample_rate)
-    response = 20 * np.log10(magnitude / np.maximum(magnitude.max(axis=1, keepdims=True), 1e-12) + 1e-6)
-    return response, freqs, freqs[np.argmax(magnitude, axis=1)]
+    return magnitude / np.maximum(magnitude.max(axis=1, keepdims=True), 1e-12), freqs, freqs[np.argmax(magnitude, axis=1)]
+
+
+def _first(value: int | tuple[int, ...]) -> int:
+    return value if isinstance(value, int) else value[0]
 
 
 def _feature_panels_conv1d(model: Conv1dDetector, wave: torch.Tensor, axis, side, duration: float) -> None:
+    """A few filters' log envelopes (bottom: lowest peak frequency) and, beside them, their frequency responses."""
     with torch.inference_mode():
         maps = model.features(wave).numpy()[0]  # [filters, frames], log envelopes at 10 ms
-    response, freqs, centres = _filter_centres(model)
-    order = np.argsort(centres)
+    response, freqs, centres = _filter_responses(model)
+    order = np.argsort(centres, kind="stable")
     chosen = order[np.linspace(0, order.size - 1, min(FEATURE_MAPS, order.size)).round().astype(int)]
-    pool = model.pool
-    span = (pool.kernel_size[0] if isinstance(pool.kernel_size, tuple) else pool.kernel_size) - 1
-    frame_hop = model.filterbank.stride[0] * (pool.stride[0] if isinstance(pool.stride, tuple) else pool.stride)
-    frame_span = span * model.filterbank.stride[0] + model.filterbank.kernel_size[0]
+    stride = model.filterbank.stride[0]
+    frame_hop = stride * _first(model.pool.stride)
+    frame_span = (_first(model.pool.kernel_size) - 1) * stride + model.filterbank.kernel_size[0]
     times = (np.arange(maps.shape[1]) * frame_hop + frame_span / 2) / model.sample_rate
     colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, chosen.size))
-    for row, (index, colour) in enumerate(zip(chosen[::-1], colours[::-1])):
+    for row, (index, colour) in enumerate(zip(chosen, colours)):
         trace = maps[index]
         low, high = np.percentile(trace, 1), np.percentile(trace, 99.5)
-        scaled = np.clip((trace - low) / max(high - low, 1e-6), 0, 1)
-        axis.fill_between(times, row, row + 0.9 * scaled, color=colour, alpha=0.85, linewidth=0)
-        axis.text(duration * 1.005, row + 0.35, f"{centres[index]:.0f} Hz", va="center", fontsize=FONT_SIZE - 2, color="0.2")
-    axis.set_yticks([])
+        axis.fill_between(times, row, row + 0.9 * np.clip((trace - low) / max(high - low, 1e-6), 0, 1),
+                          color=colour, alpha=0.85, linewidth=0)
+        side.fill_between(freqs / 1000, row, row + 0.9 * response[index], color=colour, alpha=0.85, linewidth=0)
+    axis.set_yticks(np.arange(chosen.size) + 0.4, [f"{centres[i] / 1000:.1f} kHz" for i in chosen])
     axis.set_ylim(-0.1, chosen.size)
-    axis.set_ylabel("filter\nenvelopes")
-    axis.set_title(f"first layer: {chosen.size} of the {maps.shape[0]} learned filters' log envelopes "
-                   f"(|filter output|, averaged over {frame_span / model.sample_rate * 1000:.0f} ms, every "
-                   f"{frame_hop / model.sample_rate * 1000:.0f} ms), low to high frequency", loc="left")
-    for index, colour in zip(chosen, colours):
-        side.plot(freqs / 1000, response[index], color=colour, linewidth=1.4)
-    side.set_ylim(-30, 3)
+    axis.set_ylabel("peak frequency")
+    axis.set_title(f"first layer: {chosen.size} of the {maps.shape[0]} learned filters' log envelopes (|filter output| "
+                   f"averaged over {frame_span / model.sample_rate * 1000:.0f} ms, every "
+                   f"{frame_hop / model.sample_rate * 1000:.0f} ms)", loc="left")
+    side.set_ylim(-0.1, chosen.size)
+    side.set_yticks([])
     side.set_xlim(0, model.sample_rate / 2000)
     side.set_xlabel("kHz")
-    side.set_ylabel("dB")
-    side.set_title(f"their kernels' frequency\nresponses ({model.filterbank.kernel_size[0]} taps)", fontsize=FONT_SIZE - 1)
+    side.set_title(f"their {model.filterbank.kernel_size[0]}-tap kernels'\nfrequency responses", fontsize=FONT_SIZE - 1)
 
 
 def _feature_panels_spectrogram(model: SpectrogramDetector, wave: torch.Tensor, axis, side, duration: float) -> None:
@@ -669,7 +668,7 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
         low = np.percentile(image, 5)
         ax_spec.imshow(image, origin="lower", aspect="auto", cmap="magma", vmin=low, vmax=image.max(),
                        extent=(t0, t0 + image.shape[1] * hop / sr, 0, image.shape[0]), interpolation="nearest")
-        _shade_outline(ax_spec, spans, image.shape[0])
+        _shade_outline(ax_spec, spans)
         ax_spec.set_ylabel("mel bin")
         ax_spec.set_title(f"log-mel spectrogram ({image.shape[0]} mel bins, {fft / sr * 1000:.0f} ms frames every "
                           f"{hop / sr * 1000:.0f} ms; {whose})", loc="left")
@@ -678,7 +677,7 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
             _feature_panels_conv1d(model, tensor, ax_feat, side_feat, duration)
         else:
             _feature_panels_spectrogram(model, tensor, ax_feat, side_feat, duration)
-        _shade_outline(ax_feat, spans, ax_feat.get_ylim()[1], bottom=ax_feat.get_ylim()[0])
+        _shade_outline(ax_feat, spans, bottom=ax_feat.get_ylim()[0])
 
         # scores
         _shade_spans(ax_score, spans, label=None)
@@ -719,20 +718,18 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
                        f"{recording.source_short()}",
                        va="top", fontsize=FONT_SIZE - 1, transform=side_text.transAxes, wrap=True)
         found = [f"{scores[p]:.2f}" if p >= 0 else "-" for p in peaks]
-        summary = (f"best score at keyword 1 / 2: {' / '.join(found)};  best score away from both: "
-                   f"{scores[outside].max():.2f}" if outside.any() else "")
-        side_score.text(0.0, 0.9, "\n".join(f"kw {k + 1}: {v}" for k, v in enumerate(found))
-                        + (f"\nelsewhere: {scores[outside].max():.2f}" if outside.any() else ""),
-                        va="top", fontsize=FONT_SIZE, transform=side_score.transAxes)
-        figure.suptitle(_title(loaded, f"{loaded.name} detector scanning a {duration:.1f} s recording: {summary}\n"
-                                       f"weights: {loaded.source}"),
+        elsewhere = f"\naway from both:\n  {scores[outside].max():.2f}" if outside.any() else ""
+        side_score.text(0.0, 0.95, "best score\n" + "\n".join(f"  at keyword {k + 1}: {v}" for k, v in enumerate(found))
+                        + elsewhere, va="top", fontsize=FONT_SIZE, transform=side_score.transAxes)
+        figure.suptitle(_title(loaded, f"The {loaded.name} detector scanning a {duration:.1f} s recording with \"{KEYWORD}\" "
+                                       f"said twice\nweights: {loaded.source}"),
                         color="red" if loaded.random else "black", y=0.995)
-        figure.subplots_adjust(left=0.06, right=0.985, top=0.915 if not loaded.random else 0.9, bottom=0.05)
+        figure.subplots_adjust(left=0.08, right=0.985, top=0.915 if not loaded.random else 0.9, bottom=0.05)
         path = save_figure(figure, out)
     return path, notes
 
 
-def _shade_outline(axis, spans: Sequence[tuple[float, float]], top: float, bottom: float = 0.0) -> None:
+def _shade_outline(axis, spans: Sequence[tuple[float, float]], bottom: float = 0.0) -> None:
     """Keyword spans as thin green brackets along the bottom edge of an image panel."""
     for k0, k1 in spans:
         axis.plot([k0, k1], [bottom, bottom], color=KEYWORD_COLOUR, linewidth=5, solid_capstyle="butt", clip_on=False)
@@ -770,7 +767,8 @@ def plot_shift(loaded: LoadedModel, word: np.ndarray, word_label: str, out: str 
     worst = max(deviations)
     with matplotlib.rc_context(_style()):
         figure = _figure(13.0, 2.0 * len(placements) + 4.6)
-        grid = figure.add_gridspec(len(placements) + 1, 1, height_ratios=[1.0] * len(placements) + [1.15], hspace=0.45)
+        # rows of placements, a spacer (room for the x label), the sub-hop panel
+        grid = figure.add_gridspec(len(placements) + 2, 1, height_ratios=[1.0] * len(placements) + [0.2, 1.15], hspace=0.45)
         axes = [figure.add_subplot(grid[0, 0])]
         axes += [figure.add_subplot(grid[i, 0], sharex=axes[0]) for i in range(1, len(placements))]
         top = float(np.abs(word).max())
@@ -818,7 +816,7 @@ def plot_shift(loaded: LoadedModel, word: np.ndarray, word_label: str, out: str 
             f"frames for shifts of {shifts}\n(largest difference between the shifted curves {worst:.1e}); the clip score, "
             f"the max over time, stays put: {' / '.join(f'{m:.4f}' for m in clip)}\nweights: {loaded.source}"),
             color="red" if loaded.random else "black", fontsize=FONT_SIZE + 1, y=0.995)
-        figure.subplots_adjust(left=0.1, right=0.89, top=0.87 if not loaded.random else 0.84, bottom=0.07)
+        figure.subplots_adjust(left=0.1, right=0.89, top=0.885 if not loaded.random else 0.85, bottom=0.07)
         path = save_figure(figure, out)
     return path, notes
 
@@ -870,11 +868,12 @@ def _pyramid(axis, model: Detector, name: str) -> None:
                          edgecolor="none")
         else:
             axis.plot([centres[0], centres[-1]], [level, level], color=colour, linewidth=3, solid_capstyle="butt")
-        last = " (output)" if level == len(rows) else ""
-        spacing = "" if contiguous or units.size == 1 else f" {int(np.diff(units).min()) * jump * to_ms:g} ms apart"
-        axis.text(total * to_ms * 1.01, level,
-                  f"RF {field * to_ms:.1f} ms, hop {jump * to_ms:g} ms; {units.size} unit{'s' if units.size != 1 else ''}"
-                  f"{spacing} reach{'es' if units.size == 1 else ''} the output{last}",
+        if level == len(rows):
+            reach = "the output frame itself"
+        else:
+            spacing = "" if contiguous else f" {int(np.diff(units).min()) * jump * to_ms:g} ms apart"
+            reach = f"{units.size} units{spacing} reach the output"
+        axis.text(total * to_ms * 1.01, level, f"RF {field * to_ms:.1f} ms, hop {jump * to_ms:g} ms; {reach}",
                   va="center", fontsize=FONT_SIZE - 2)
         labels.append(_layer_label(layer))
     axis.set_yticks(range(len(labels)), labels)
@@ -903,6 +902,19 @@ def plot_receptive_field(models: dict[str, Detector], out: str | os.PathLike, no
 # --------------------------------------------------------------------------- everything
 
 
+def configured_detector(name: str, sample_rate: int = audio.SAMPLE_RATE) -> Detector:
+    """An untrained detector built from ``conf/model/<name>.yaml`` (the class defaults if that file is missing)."""
+    path = CONF_DIR / "model" / f"{name}.yaml"
+    if not path.is_file():
+        return checkpoints.build_detector({"_target_": MODEL_NAMES[name]})
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if isinstance(config.get("sample_rate"), str):  # an interpolation into the data config: not ours to resolve
+        config["sample_rate"] = sample_rate
+    return checkpoints.build_detector(config)
+
+
 def make_figures(
     out_dir: str | os.PathLike,
     model_name: str | None = None,
@@ -921,8 +933,8 @@ def make_figures(
     scan_path, scan_notes = plot_scan(loaded, recording, out_dir / "scan.png")
     shift_path, shift_notes = plot_shift(loaded, word, word_label, out_dir / "shift.png")
     models: dict[str, Detector] = {}
-    for name, cls in (("conv1d", Conv1dDetector), ("spectrogram", SpectrogramDetector)):
-        models[name] = loaded.model if loaded.name == name else cls()
+    for name in MODEL_NAMES:
+        models[name] = loaded.model if loaded.name == name else configured_detector(name, loaded.model.sample_rate)
     rf_path = plot_receptive_field(models, out_dir / "receptive_field.png",
-                                   note=f"{loaded.name}: geometry of the loaded weights; the other: default configuration")
+                                   note=f"{loaded.name}: the loaded weights; other: conf/model/ settings, untrained (geometry only)")
     return [scan_path, shift_path, rf_path], notes + scan_notes + shift_notes
