@@ -102,7 +102,9 @@ def _read_lightning(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure means "not a checkpoint we can trust"
-        if "GLOBAL" in str(error) or "Unsupported global" in str(error):
+        with open(path, "rb") as handle:
+            is_plain_pickle = handle.read(1) == b"\x80"  # pickle protocol 2+ header (torch's own format is a zip)
+        if "GLOBAL" in str(error) or is_plain_pickle:
             reason = "refused: it holds pickled Python objects, not plain weights, and loading it could run code"
         else:
             reason = "not a PyTorch checkpoint (corrupt, truncated or another format)"
