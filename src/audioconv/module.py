@@ -78,14 +78,16 @@ class KeywordModule(L.LightningModule):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)
 
-    def on_train_epoch_start(self) -> None:
-        """Reseed torch's generator (dropout, SpecAugment) from (seed, epoch, rank).
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Reseed torch's generator (dropout, SpecAugment masks) from (seed, epoch, batch, rank).
 
-        Lightning restores weights, optimizer and epoch on resume but not the
-        global random state; reseeding per epoch makes a resumed run draw the same
-        masks as an uninterrupted one.
+        Lightning restores weights, optimizer and epoch on resume, but not the
+        global random state, and how many draws happen before the first batch
+        (DataLoader iterators take one) differs between a fresh and a resumed
+        run. Seeding per batch makes every mask a pure function of where the
+        batch is, so a resumed run trains exactly like an uninterrupted one.
         """
-        torch.manual_seed(self.seed * 100_003 + self.current_epoch * 1_009 + self.global_rank)
+        torch.manual_seed(hash((self.seed, self.current_epoch, batch_idx, self.global_rank)) % 2**63)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         wave, label = batch
