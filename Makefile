@@ -1,7 +1,7 @@
 # The two quick-start commands: `make demo` and `make test`. Both set up a fresh machine first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL ?= conv1d
+MODEL ?= spectrogram
 
 .PHONY: setup demo data train models test test-all bench clean
 

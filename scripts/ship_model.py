@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rows = synth.read_manifest(streams.default_manifest(ROOT))
-    threshold, evaluation = calibrate.calibrate_threshold(model, rows, args.minutes, args.target, args.seed)
+    temperature, threshold, evaluation = calibrate.calibrate_threshold(
+        model, rows, args.minutes, args.target, args.seed
+    )
     recall, _ = evaluate.recall_at(evaluation.points, args.target)
     metrics_file = args.checkpoint.parent.parent / "metrics.json"
     run_metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.is_file() else {}
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         smoothing_frames=DEFAULT_SMOOTHING_FRAMES,
         refractory_seconds=DEFAULT_REFRACTORY_SECONDS,
         calibration={
+            "temperature": temperature,
             "split": "val",
             "minutes": args.minutes,
             "target_false_alarms_per_hour": args.target,
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         test_metrics=run_metrics,
     )
-    print(f"{out}: threshold {threshold:.3f} (recall {recall:.3f} at <= {args.target} FA/h on "
+    print(f"{out}: temperature {temperature:.2f}, threshold {threshold:.3f} (recall {recall:.3f} at <= {args.target} FA/h on "
           f"{evaluation.hours * 60:.0f} min of validation streams)")
     return 0
 

@@ -14,12 +14,34 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+import torch
+
 from audioconv import evaluate, streams
 from audioconv.detect import detection_settings
 from audioconv.models import Detector
 
 STREAM_MINUTES = 5.0  # length of each calibration stream
 FALLBACK_THRESHOLD = 0.5  # when no threshold meets the target on the streams
+LOGIT_CEILING = 8.0  # after temperature scaling, 99.9 % of frame logits lie within +-8 (p <= 0.99966)
+
+
+def fold_temperature(model: Detector, waves: Sequence[np.ndarray]) -> float:
+    """Divide the detector's output logits by a temperature T >= 1, folded into its last layer.
+
+    Trained with a max over time, the detectors become very confident: many
+    frame logits exceed 17, where float32 sigmoid is exactly 1.0, so keywords
+    and false alarms tie at the top and no threshold can tell them apart.
+    Scaling the logits keeps every ranking and every event but spreads the
+    probabilities out again. Returns T (1.0 when no scaling was needed).
+    """
+    with torch.inference_mode():
+        logits = np.concatenate([model(torch.from_numpy(w)[None])[0].numpy() for w in waves])
+    temperature = max(1.0, float(np.percentile(np.abs(logits), 99.9)) / LOGIT_CEILING)
+    with torch.no_grad():
+        model.head.weight /= temperature
+        model.head.bias /= temperature
+    return temperature
 
 
 def calibrate_threshold(
@@ -29,21 +51,27 @@ def calibrate_threshold(
     target_false_alarms_per_hour: float,
     seed: int,
     split: str = "val",
-) -> tuple[float, evaluate.ModelEvaluation]:
-    """(threshold, the evaluation it was read from) on ``minutes`` of streams from ``split``."""
+) -> tuple[float, float, evaluate.ModelEvaluation]:
+    """(temperature, threshold, the evaluation it was read from) on ``minutes`` of streams from ``split``.
+
+    The model is changed in place: its logits are divided by the temperature
+    (``fold_temperature``) before the threshold is chosen.
+    """
     speech, noise = streams.split_rows(rows, split)
     count = max(1, round(minutes / STREAM_MINUTES))
     config = streams.StreamConfig(seconds=minutes * 60 / count)
     with tempfile.TemporaryDirectory(prefix="calibrate-") as folder:
-        files, truth = {}, {}
+        files, truth, waves = {}, {}, []
         for index in range(count):
             wave, keywords = streams.compose_stream(speech, config, seed=[seed, index], noise_rows=noise)
             key = f"{split}_{index:03d}.wav"
             streams.save_stream(Path(folder) / key, wave)
             files[key], truth[key] = Path(folder) / key, keywords
+            waves.append(wave)
+        temperature = fold_temperature(model, waves)
         settings = detection_settings({}, threshold=1.0)
         [evaluation] = evaluate.evaluate_models({"model": (model, settings)}, files, truth)
     threshold = evaluate.threshold_for(evaluation.points, target_false_alarms_per_hour)
     if threshold != threshold:  # nan: nothing met the target
         threshold = FALLBACK_THRESHOLD
-    return float(threshold), evaluation
+    return temperature, float(threshold), evaluation
