@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from audioconv import audio, streams, synth
+from audioconv import streams, synth
 from audioconv.checkpoints import load_detector
 from audioconv.detect import detect_file, detection_settings
 from audioconv.training import train
@@ -22,18 +22,17 @@ DEMO_SECONDS = 40.0
 DEMO_SPLIT = "heldout"
 
 
-def make_demo_recording(cfg: DictConfig, out_dir: Path) -> tuple[Path, list[tuple[float, float]]]:
+def make_demo_recording(cfg: DictConfig, out_dir: Path) -> tuple[Path, list[streams.Keyword]]:
     """A noisy recording from the held-out voice with a few keywords among other speech."""
     manifest = synth.corpus_dir(cfg.data.corpus, cfg.paths.corpus_root) / "manifest.csv"
     rows = synth.read_manifest(manifest)
     split = DEMO_SPLIT if any(r["split"] == DEMO_SPLIT for r in rows) else "test"
-    chosen = [r for r in rows if r["split"] == split or (r["kind"] == "noise" and r["split"] == "test")]
-    wave, truth = streams.compose_stream(
-        chosen, streams.StreamConfig(seconds=DEMO_SECONDS, keywords_per_minute=6.0), seed=int(cfg.seed)
-    )
+    speech, noise = streams.split_rows(rows, split)
+    config = streams.StreamConfig(seconds=DEMO_SECONDS, keywords_per_minute=6.0)
+    wave, keywords = streams.compose_stream(speech, config, seed=int(cfg.seed), noise_rows=noise)
     path = out_dir / "demo.wav"
-    audio.save(path, wave)
-    return path, truth
+    streams.save_stream(path, wave)
+    return path, keywords
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -45,7 +44,7 @@ def main(cfg: DictConfig) -> None:
     events = detect_file(model, recording, **detection_settings(info))
 
     print(f"\nDemo recording: {recording} ({DEMO_SECONDS:.0f} s, voice never heard in training, in noise)")
-    print("where 'welcome' was said:  " + ", ".join(f"{s:.2f}-{e:.2f} s" for s, e in truth))
+    print("where 'welcome' was said:  " + ", ".join(f"{k.start:.2f}-{k.end:.2f} s" for k in truth))
     if not events:
         print("detected: nothing")
     for event in events:

@@ -130,3 +130,16 @@ def test_ddp_on_cpu_with_two_processes(corpus_root: Path, tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert 0.0 <= report["metrics"]["test/auroc"] <= 1.0
+
+
+def test_demo_script_trains_and_detects(corpus_root: Path, tmp_path: Path) -> None:
+    """The quick-start job end to end (tiny): corpus, training, a held-out-voice recording, detection."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "experiment=tiny", "trainer.max_epochs=2",
+         f"paths.corpus_root={corpus_root}", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "demo.wav").is_file()
+    assert "where 'welcome' was said:" in result.stdout
+    assert "detected:" in result.stdout
