@@ -97,8 +97,17 @@ def test_killed_run_resumes_to_the_same_metrics(reference_run: dict, corpus_root
     )
     deadline = time.monotonic() + 300
     while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # let Lightning finish writing the file it just created, then kill mid-epoch
+        time.sleep(0.01)
+    # freeze the run at once (a tiny epoch is a fraction of a second), and kill it only once
+    # the checkpoint it was writing is complete
+    for _ in range(100):
+        process.send_signal(signal.SIGSTOP)
+        try:
+            torch.load(last, map_location="cpu", weights_only=True)
+            break
+        except Exception:  # noqa: BLE001 - still being written
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert last.exists(), "the run never wrote a checkpoint"
