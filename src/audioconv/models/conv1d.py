@@ -22,7 +22,7 @@ from torch import nn
 
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
-from audioconv.models.layers import TemporalBlock, make_norm
+from audioconv.models.layers import make_norm, temporal_stack
 
 
 class Conv1dDetector(Detector):
@@ -47,6 +47,7 @@ class Conv1dDetector(Detector):
         super().__init__()
         self.sample_rate = sample_rate
         self.log_floor = log_floor
+        self.pool_length, self.pool_stride = pool_length, pool_stride
         self.filterbank = nn.Conv1d(1, filters, filter_length, stride=filter_stride, bias=False)
         if pool == "avg":
             self.pool = nn.AvgPool1d(pool_length, pool_stride)
@@ -54,16 +55,11 @@ class Conv1dDetector(Detector):
             self.pool = nn.MaxPool1d(pool_length, pool_stride)
         else:
             raise ValueError(f"unknown pool {pool!r}: choose avg or max")
-        self.filter_norm = nn.BatchNorm1d(filters) if norm == "batch" else make_norm(norm, filters)
+        self.filter_norm = make_norm(norm, filters)
         self.downsample = nn.Sequential(
             nn.Conv1d(filters, channels, 3, stride=2, bias=False), make_norm(norm, channels), nn.ReLU()
         )
-        self.blocks = nn.Sequential(
-            *[
-                TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
-                for d in dilations
-            ]
-        )
+        self.blocks = temporal_stack(channels, kernel, dilations, separable, gated, norm, dropout)
         self.head = nn.Conv1d(channels, 1, 1)
 
     @property
@@ -71,8 +67,7 @@ class Conv1dDetector(Detector):
         first = self.filterbank
         layers = [
             TimeLayer("filterbank", first.kernel_size[0], first.stride[0]),
-            TimeLayer("pool", self.pool.kernel_size if isinstance(self.pool.kernel_size, int) else self.pool.kernel_size[0],
-                      self.pool.stride if isinstance(self.pool.stride, int) else self.pool.stride[0]),
+            TimeLayer("pool", self.pool_length, self.pool_stride),
             TimeLayer("downsample", 3, 2),
         ]
         for block in self.blocks:

@@ -13,6 +13,8 @@ streaming scans could no longer match the whole-file scan.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from torch import Tensor, nn
 
 from audioconv.geometry import TimeLayer
@@ -93,3 +95,21 @@ class TemporalBlock(nn.Module):
         if self.residual:
             y = y + crop_to(x, y.shape[-1])
         return y
+
+
+def temporal_stack(
+    channels: int,
+    kernel: int,
+    dilations: Sequence[int],
+    separable: bool,
+    gated: bool,
+    norm: str,
+    dropout: float,
+) -> nn.Sequential:
+    """The dilated blocks both detectors end with: one ``TemporalBlock`` per dilation."""
+    return nn.Sequential(
+        *[
+            TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
+            for d in dilations
+        ]
+    )

@@ -24,7 +24,7 @@ from torch import nn
 from audioconv.features import LogSpectrogram
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
-from audioconv.models.layers import TemporalBlock, make_norm
+from audioconv.models.layers import make_norm, temporal_stack
 
 
 class SpecAugment(nn.Module):
@@ -97,12 +97,7 @@ class SpectrogramDetector(Detector):
             in_channels, bins = out_channels, (bins + 1) // 2
         self.conv2d = nn.Sequential(*layers)
         self.fold = nn.Sequential(nn.Conv1d(in_channels * bins, channels, 1, bias=False), make_norm(norm, channels), nn.ReLU())
-        self.blocks = nn.Sequential(
-            *[
-                TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
-                for d in dilations
-            ]
-        )
+        self.blocks = temporal_stack(channels, kernel, dilations, separable, gated, norm, dropout)
         self.head = nn.Conv1d(channels, 1, 1)
 
     @property
