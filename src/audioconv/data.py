@@ -224,18 +224,18 @@ class KeywordDataModule(L.LightningDataModule):
     def manifest_path(self) -> Path:
         return synth.corpus_dir(self.cfg["corpus"], self.corpus_root) / "manifest.csv"
 
+    @property
+    def use_synthetic(self) -> bool:
+        return bool(self.cfg.get("use_synthetic", True))
+
     def prepare_data(self) -> None:
         """Synthesize the corpus once (rank 0 only); a cached corpus is reused only if its settings match."""
-        synth.build_corpus(self.cfg["corpus"], self.corpus_root)
+        if self.use_synthetic:
+            synth.build_corpus(self.cfg["corpus"], self.corpus_root)
 
     def _rows(self) -> list[dict]:
         """Manifest rows with absolute paths: the synthetic corpus and/or the user's own folder."""
-        rows = synth.read_manifest(self.manifest_path)
-        base = self.manifest_path.parent
-        for row in rows:
-            row["path"] = str(base / row["path"])
-        if not self.cfg.get("use_synthetic", True):
-            rows = []
+        rows = synth.read_manifest(self.manifest_path) if self.use_synthetic else []
         user_folder = self.cfg.get("user_folder")
         if user_folder:
             rows += synth.user_corpus_rows(user_folder, self.seed)
