@@ -202,6 +202,15 @@ def detect_events(
     return events
 
 
+def detect_model_events(model: Detector | Scorer, probabilities: np.ndarray, **settings: Any) -> list[Event]:
+    """``detect_events`` with ``model``'s own geometry (hop, receptive field, sample rate).
+
+    ``settings`` are ``detect_events``' keyword arguments (threshold, smoothing,
+    refractory, file, duration).
+    """
+    return detect_events(probabilities, model.hop, model.receptive_field, sample_rate=model.sample_rate, **settings)
+
+
 def frame_probabilities(model: Detector | Scorer, wave: np.ndarray, chunk_seconds: float | None = None) -> np.ndarray:
     """Chunked scan of ``wave`` by a PyTorch detector (``scan.scan_chunked``) or a ``Scorer``.
 
@@ -233,11 +242,9 @@ def analyse_file(
     sample_rate = model.sample_rate
     wave = audio.load(path, sample_rate=sample_rate, min_samples=model.receptive_field)
     probabilities = frame_probabilities(model, wave, chunk_seconds)
-    events = detect_events(
+    events = detect_model_events(
+        model,
         probabilities,
-        model.hop,
-        model.receptive_field,
-        sample_rate=sample_rate,
         threshold=threshold,
         smoothing_frames=smoothing_frames,
         refractory_seconds=refractory_seconds,

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from audioconv import audio
-from audioconv.detect import Event, detect_events
+from audioconv.detect import Event, detect_model_events
 from audioconv.models import Detector
 from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
 
@@ -285,11 +285,9 @@ class ScoredFile:
 def _events(
     scored: ScoredFile, model: Detector, threshold: float, smoothing_frames: int, refractory_seconds: float
 ) -> list[Event]:
-    return detect_events(
+    return detect_model_events(
+        model,
         scored.probabilities,
-        model.hop,
-        model.receptive_field,
-        sample_rate=model.sample_rate,
         threshold=threshold,
         smoothing_frames=smoothing_frames,
         refractory_seconds=refractory_seconds,

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from audioconv import audio, streams
-from audioconv.detect import detect_events
+from audioconv.detect import detect_model_events
 from audioconv.models import Detector
 from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
 
@@ -164,11 +164,9 @@ def peak_frames(
 ) -> list[tuple[int, float]]:
     """``(frame, score)`` of the highest-scoring frame of each event at ``threshold``, in time order."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
-    events = detect_events(
+    events = detect_model_events(
+        model,
         probabilities,
-        model.hop,
-        model.receptive_field,
-        sample_rate=model.sample_rate,
         threshold=threshold,
         smoothing_frames=smoothing_frames,
         refractory_seconds=refractory_seconds,
