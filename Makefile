@@ -19,7 +19,7 @@ train: setup
 	$(PY) train.py model=$(MODEL)
 
 ## Reproduce the shipped weights: train both default models (the spectrogram one retrained once with
-## hard negatives mined from its own false alarms), calibrate their thresholds, write models/.
+## hard negatives mined from its own false alarms), calibrate their thresholds, write src/audioconv/weights/ (.safetensors and .onnx).
 models: setup
 	$(PY) train.py model=conv1d hydra.run.dir=outputs/conv1d/ship
 	$(PY) scripts/ship_model.py --checkpoint outputs/conv1d/ship/checkpoints/best.ckpt --name conv1d

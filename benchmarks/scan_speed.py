@@ -3,7 +3,7 @@
     python benchmarks/scan_speed.py                       # one hour, the machine's threads (default 2) and 1
     python benchmarks/scan_speed.py --seconds 600 --stream-seconds 120 --oww-seconds 120 --json out.json
 
-For each detector (shipped weights ``models/<name>.safetensors`` when present,
+For each detector (shipped weights ``src/audioconv/weights/<name>.safetensors`` when present,
 else random init: speed does not depend on the weights) and each mode:
 
 * ``whole``      one forward pass over the whole file (skipped when a short

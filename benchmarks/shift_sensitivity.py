@@ -1,6 +1,6 @@
 """How much does the clip probability move when the input moves by less than one hop?
 
-    python benchmarks/shift_sensitivity.py [--checkpoint models/conv1d.safetensors ...]
+    python benchmarks/shift_sensitivity.py [--checkpoint src/audioconv/weights/conv1d.safetensors ...]
 
 A detector scores one frame per hop (320 samples, 20 ms). Shifting the audio
 by a whole hop only renumbers the frames (tests/test_shift.py), but a shift of

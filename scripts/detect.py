@@ -26,13 +26,11 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from audioconv.detect import Event
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = ROOT / "models"
-DEFAULT_MODEL_FILE = MODELS_DIR / "default.txt"  # holds the name of the better shipped model
-FALLBACK_MODEL = "spectrogram"
-MODEL_CHOICES = ("conv1d", "spectrogram")
-BACKENDS = ("torch", "onnx")
-WEIGHTS_SUFFIX = {"torch": ".safetensors", "onnx": ".onnx"}
+from audioconv import registry
+
+FALLBACK_MODEL = registry.FALLBACK_MODEL
+MODEL_CHOICES = registry.MODEL_NAMES
+BACKENDS = registry.BACKENDS
 # C0 control characters and DEL, escaped in error lines: a file name cannot break a line or drive the terminal
 CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 EXIT_FILE_FAILED, EXIT_USAGE = 1, 2
@@ -127,12 +125,7 @@ def weights_path(args: argparse.Namespace) -> Path:
         return args.onnx
     if args.checkpoint is not None:
         return args.checkpoint
-    name = args.model
-    if name is None:
-        name = DEFAULT_MODEL_FILE.read_text().strip() if DEFAULT_MODEL_FILE.is_file() else FALLBACK_MODEL
-        if name not in MODEL_CHOICES:
-            raise ValueError(f"{DEFAULT_MODEL_FILE}: names {name!r}, expected one of {', '.join(MODEL_CHOICES)}")
-    return MODELS_DIR / f"{name}{WEIGHTS_SUFFIX[args.backend]}"
+    return registry.backend_file(args.model, args.backend)
 
 
 def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("files", nargs="*", metavar="FILE", help="extra audio with no keyword (negative audio)")
     add("--truth", type=Path, help="truth CSV: file,start,end[,voice,text] (scripts/make_streams.py writes one)")
     add("--model", nargs="+", action="extend", choices=("conv1d", "spectrogram"), default=[],
-        help="shipped weights models/<name>.safetensors (several allowed)")
+        help="shipped weights src/audioconv/weights/<name>.safetensors (several allowed)")
     add("--checkpoint", nargs="+", action="extend", type=Path, default=[],
         help=".safetensors or train.py .ckpt (several allowed)")
     add("--base-threshold", type=probability, default=None,

@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides choosing the corpus and clip length")
     add("--out", type=Path, required=True, help="output folder, laid out as a user folder (negative/...)")
-    add("--model", choices=("conv1d", "spectrogram"), help="shipped weights (default: models/default.txt's)")
+    add("--model", choices=("conv1d", "spectrogram"), help="shipped weights (default: the one src/audioconv/weights/default.txt names)")
     add("--checkpoint", type=Path, help=".safetensors or train.py .ckpt; overrides --model")
     add("--threshold", type=probability, help="fire threshold (default: the model's own)")
     add("--folder", type=Path, action="append", default=[], help="a folder of your own keyword-free audio (repeatable)")

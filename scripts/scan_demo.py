@@ -6,7 +6,7 @@ feature maps, frame scores, the window behind the best frames), shift.png
 (the same word at several offsets: the scores shift, their max does not) and
 receptive_field.png (receptive field and hop, layer by layer, both models).
 
-Weights: --checkpoint when given, else the shipped weights (models/), else the
+Weights: --checkpoint when given, else the shipped weights (src/audioconv/weights/), else the
 newest outputs/<model>/*/checkpoints/best.ckpt, else random weights (said
 loudly in every title). The logic lives in audioconv.scan_figures.
 """

@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Turn a train.py checkpoint into shipped weights: models/<name>.safetensors with a calibrated threshold.
+"""Turn a train.py checkpoint into shipped weights: <name>.safetensors and <name>.onnx in src/audioconv/weights/.
 
     python scripts/ship_model.py --checkpoint outputs/spectrogram/RUN/checkpoints/best.ckpt --name spectrogram
-    make models          # trains both default models, then ships them (the documented way to reproduce models/)
+    make models          # trains both default models, then ships them (the documented way to reproduce the weights)
 
 The threshold is chosen on validation streams for about 0.5 false alarms per
 hour (``audioconv.calibrate``); the metrics.json of the run is stored beside
 the weights in the safetensors header, so a shipped file says how it was made.
+The ONNX export (for the torch-free install) is written from the very weights
+saved, and checked against PyTorch before it is written (``audioconv.export``).
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ import json
 import sys
 from pathlib import Path
 
+from audioconv import registry  # torch-free: the names only
+
 ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = ROOT / "src" / "audioconv" / "weights"  # package data: the source tree, not an installed copy
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a train.py best.ckpt")
-    parser.add_argument("--name", choices=("conv1d", "spectrogram"), required=True)
+    parser.add_argument("--name", choices=registry.MODEL_NAMES, required=True)
     parser.add_argument("--minutes", type=float, default=120.0, help="validation stream audio to calibrate on")
     parser.add_argument("--target", type=float, default=0.5, help="false alarms per hour to aim for")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "models")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors and <name>.onnx")
     args = parser.parse_args(argv)
 
-    from audioconv import calibrate, checkpoints, evaluate, streams, synth
+    from audioconv import calibrate, checkpoints, evaluate, export, streams, synth
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
 
     try:
@@ -61,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         test_metrics=run_metrics,
     )
+    shipped, shipped_info = checkpoints.load_detector(out)  # the ONNX file is made from exactly what was saved
+    onnx_out = export.export_onnx(shipped, shipped_info, args.out / f"{args.name}.onnx")
     print(f"{out}: temperature {temperature:.2f}, threshold {threshold:.3f} (recall {recall:.3f} at <= {args.target} FA/h on "
-          f"{evaluation.hours * 60:.0f} min of validation streams)")
+          f"{evaluation.hours * 60:.0f} min of validation streams); {onnx_out}")
     return 0
 
 

@@ -24,17 +24,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from audioconv import registry
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     "audioconv.models.Conv1dDetector": Conv1dDetector,
     "audioconv.models.SpectrogramDetector": SpectrogramDetector,
 }
-MODEL_NAMES = {"conv1d": "audioconv.models.Conv1dDetector", "spectrogram": "audioconv.models.SpectrogramDetector"}
-# Shipped weights live in the repository's models/ folder (this file is src/audioconv/checkpoints.py).
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL_FILE = "default.txt"  # in MODELS_DIR: holds the name of the better shipped model
-FALLBACK_MODEL = "spectrogram"  # when there is no default.txt
+MODEL_NAMES = registry.MODELS  # shipped name -> detector class name
+# Shipped weights are package data (src/audioconv/weights/), found through importlib.resources.
+MODELS_DIR = registry.weights_dir()
+DEFAULT_MODEL_FILE = registry.DEFAULT_MODEL_FILE  # in MODELS_DIR: holds the name of the better shipped model
+FALLBACK_MODEL = registry.FALLBACK_MODEL  # when there is no default.txt
 
 
 class CheckpointError(ValueError):
@@ -47,20 +48,13 @@ class CheckpointError(ValueError):
 def shipped_weights(
     name: str | None = None, models_dir: str | os.PathLike | None = None, suffix: str = ".safetensors"
 ) -> Path:
-    """``models/<name><suffix>``; with no name, the one ``models/default.txt`` names, else the fallback.
+    """``<weights>/<name><suffix>``; with no name, the one ``default.txt`` names, else the fallback.
 
+    ``models_dir`` defaults to the package's shipped weights (``registry.weights_dir``).
     Only the path is returned (the file may not exist yet: ``load_detector``
     says so). Raises ``ValueError`` for a name that is not a shipped model.
     """
-    folder = Path(models_dir) if models_dir is not None else MODELS_DIR
-    if name is None:
-        default_file = folder / DEFAULT_MODEL_FILE
-        name = default_file.read_text().strip() if default_file.is_file() else FALLBACK_MODEL
-        if name not in MODEL_NAMES:
-            raise ValueError(f"{default_file}: names {name!r}, expected one of {', '.join(MODEL_NAMES)}")
-    elif name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}, expected one of {', '.join(MODEL_NAMES)}")
-    return folder / f"{name}{suffix}"
+    return registry.shipped_weights(name, suffix, models_dir)
 
 
 def build_detector(model_config: Mapping[str, Any]) -> Detector:

@@ -49,7 +49,7 @@ from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 from audioconv.scan import scan_chunked
 from audioconv.synth import read_manifest
 
-ROOT = checkpoints.MODELS_DIR.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file is src/audioconv/scan_figures.py)
 CORPUS_ROOT = ROOT / "data" / "corpus"
 OUTPUTS_DIR = ROOT / "outputs"
 CONF_DIR = ROOT / "conf"
