@@ -1,0 +1,196 @@
+"""Per-push cost of live detection: the stateful scanner, the re-run-a-receptive-field scanner, openWakeWord.
+
+    python benchmarks/stream_speed.py                        # 90 s of audio per measurement, 20/80/320 ms pushes
+    python benchmarks/stream_speed.py --seconds 120 --repeats 3 --push-ms 10 80
+
+Everything runs on one thread (``torch.set_num_threads(1)``, OMP_NUM_THREADS=1,
+openWakeWord's ``ncpu=1``), in one process, on the shipped weights
+(``checkpoints.shipped_weights``). For each detector and push size:
+
+* ``stateful``   ``streaming.StatefulScanner``: every time layer keeps the tail
+                 of its input, so a push computes only the frames it completes;
+* ``re-run``     ``scan.StreamingScanner``: re-runs one receptive field (~0.95 s)
+                 per push (exact and simple, the reference);
+* ``oWW``        openWakeWord 0.4.0's streaming pipeline (melspectrogram ->
+                 embedding -> ``hey_jarvis``, ONNX, shipped inside its package),
+                 int16 pushes of the same size. It refuses pushes under 400
+                 samples (25 ms), so it has no 20 ms column.
+
+Cost = wall time per push (µs), the best of ``--repeats`` interleaved runs
+(noise on a shared machine only ever adds time). RTF = seconds of audio per
+second of compute. The stateful and re-run outputs are compared (they must
+agree to float rounding).
+
+Latency: frame ``i`` covers samples ``[i * hop, i * hop + receptive_field)``
+and is emitted by the push that delivers its last sample. A keyword ending at
+sample ``e`` is first seen, to its end, by the first frame whose window reaches
+``e``; that frame completes at most ``hop - 1`` samples later, and is handed
+over at the end of the push that holds its last sample. Worst and mean are
+taken over every possible end position (the pattern repeats every
+lcm(hop, push) samples). This is the scanner's *algorithmic* latency; compute
+time per push and the event logic (smoothing, peak picking) come on top.
+
+The audio is the shipped demo stream (``data/streams/demo``, 60 s of speech
+with keywords in noise) tiled to length; speed does not depend on content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch / onnxruntime start their thread pools
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_STREAM = ROOT / "data" / "streams" / "demo" / "stream_000.flac"
+SAMPLE_RATE = 16_000
+MODELS = ("conv1d", "spectrogram")
+PUSH_MS = (20, 80, 320)
+WARMUP_SECONDS = 5.0
+OWW_MODEL = "hey_jarvis"
+OWW_MIN_PUSH = 400  # openWakeWord 0.4.0 raises on pushes shorter than its 25 ms window
+INT16_FULL_SCALE = 32767
+MICROSECONDS = 1e6
+
+
+def make_audio(seconds: float) -> np.ndarray:
+    """The demo stream tiled to ``seconds`` (white noise if it is missing)."""
+    total = int(seconds * SAMPLE_RATE)
+    if DEMO_STREAM.is_file():
+        from audioconv import audio
+
+        return np.resize(audio.load(DEMO_STREAM), total).astype(np.float32)
+    print(f"note: {DEMO_STREAM} missing, using white noise")
+    return (0.05 * np.random.default_rng(0).standard_normal(total)).astype(np.float32)
+
+
+def latency_ms(hop: int, receptive_field: int, push: int) -> tuple[float, float]:
+    """(worst, mean) ms from a keyword's end to the push that returns the first frame seeing that end."""
+    period = math.lcm(hop, push)
+    waits = []
+    for end in range(receptive_field, receptive_field + period):  # word occupies samples [..., end)
+        frame = -(-(end - receptive_field) // hop)  # first frame whose window reaches sample end - 1
+        complete = frame * hop + receptive_field  # samples the stream must hold to compute it
+        delivered = -(-complete // push) * push  # pushes end at multiples of the push size
+        waits.append(delivered - end)
+    return 1000 * max(waits) / SAMPLE_RATE, 1000 * float(np.mean(waits)) / SAMPLE_RATE
+
+
+def push_all(push: Callable[[np.ndarray], np.ndarray], wave: np.ndarray, size: int) -> tuple[float, np.ndarray]:
+    """Wall seconds to push ``wave`` in pieces of ``size`` samples, and everything the pushes returned."""
+    outputs = []
+    start = time.perf_counter()
+    for first in range(0, wave.size - size + 1, size):
+        outputs.append(push(wave[first : first + size]))
+    seconds = time.perf_counter() - start
+    frames = [o for o in outputs if isinstance(o, np.ndarray) and o.size]
+    return seconds, np.concatenate(frames) if frames else np.zeros(0, np.float32)
+
+
+def openwakeword_factory() -> tuple[Callable[[], Callable[[np.ndarray], object]] | None, str]:
+    """A function making a fresh openWakeWord ``predict`` (1 thread), or None and the reason it cannot run."""
+    try:
+        import inspect
+
+        import openwakeword
+        from openwakeword.model import Model
+    except ImportError as error:
+        return None, f"cannot import openwakeword ({error}); pip install --no-deps openwakeword==0.4.0"
+    path = openwakeword.models[OWW_MODEL]["model_path"]
+    if not Path(path).is_file():
+        return None, f"{path} missing (this benchmark never downloads)"
+    if "wakeword_model_paths" in inspect.signature(Model.__init__).parameters:  # 0.4.x
+        make = lambda: Model(wakeword_model_paths=[path], ncpu=1)  # noqa: E731
+    else:  # 0.5+: the same thing under new names
+        make = lambda: Model(wakeword_models=[path], inference_framework="onnx", ncpu=1)  # noqa: E731
+
+    def factory() -> Callable[[np.ndarray], object]:
+        predict = make().predict
+        return lambda samples: predict((np.clip(samples, -1.0, 1.0) * INT16_FULL_SCALE).astype(np.int16))
+
+    from importlib.metadata import version
+
+    return factory, f"openWakeWord {version('openwakeword')} ({OWW_MODEL})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=90.0, help="audio pushed per measurement (default 90)")
+    parser.add_argument("--push-ms", type=float, nargs="+", default=list(PUSH_MS), help="push sizes in ms")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per measurement; the best is kept")
+    parser.add_argument("--no-openwakeword", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from audioconv import checkpoints
+    from audioconv.scan import StreamingScanner
+    from audioconv.streaming import StatefulScanner
+
+    torch.set_num_threads(1)
+    wave = make_audio(args.seconds + WARMUP_SECONDS)
+    warm, timed = wave[: int(WARMUP_SECONDS * SAMPLE_RATE)], wave[int(WARMUP_SECONDS * SAMPLE_RATE) :]
+    pushes = [int(round(ms * SAMPLE_RATE / 1000)) for ms in args.push_ms]
+    oww, oww_note = (None, "not run (--no-openwakeword)") if args.no_openwakeword else openwakeword_factory()
+    print(f"torch {torch.__version__}, 1 thread; {timed.size / SAMPLE_RATE:.0f} s of audio per measurement, "
+          f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"peer: {oww_note}", flush=True)
+
+    makers: dict[tuple[str, str], Callable[[], Callable[[np.ndarray], object]]] = {}
+    geometry: dict[str, tuple[int, int]] = {}
+    for name in args.models:
+        model, _ = checkpoints.load_detector(checkpoints.shipped_weights(name))
+        geometry[name] = (model.hop, model.receptive_field)
+        makers[(name, "stateful")] = lambda m=model: StatefulScanner(m).push
+        makers[(name, "re-run")] = lambda m=model: StreamingScanner(m).push
+    if oww is not None:
+        makers[("openWakeWord", "oWW")] = oww
+
+    best: dict[tuple[str, str, int], float] = {}
+    outputs: dict[tuple[str, str, int], np.ndarray] = {}
+    for _ in range(args.repeats):  # interleaved, so a burst of load hits one run of each, not all of one
+        for (name, kind), make in makers.items():
+            for size in pushes:
+                if kind == "oWW" and size < OWW_MIN_PUSH:
+                    continue
+                push = make()
+                push_all(push, warm, size)  # first-call costs (allocator, kernels, caches) out of the timing
+                seconds, frames = push_all(push, timed, size)
+                count = timed.size // size
+                key = (name, kind, size)
+                best[key] = min(best.get(key, math.inf), seconds / count)
+                outputs[key] = frames
+
+    print(f"\n| model | push | stateful µs/push (RTF) | re-run µs/push (RTF) | oWW µs/push (RTF) | "
+          f"stateful vs re-run | stateful vs oWW | latency worst / mean (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    cell = lambda cost, size: f"{cost * MICROSECONDS:,.0f} ({size / SAMPLE_RATE / cost:,.0f})"  # noqa: E731
+    for name in args.models:
+        hop, field = geometry[name]
+        for size, ms in zip(pushes, args.push_ms):
+            mine, rerun = best[(name, "stateful", size)], best[(name, "re-run", size)]
+            peer = best.get(("openWakeWord", "oWW", size))
+            worst, mean = latency_ms(hop, field, size)
+            gap = np.max(np.abs(outputs[(name, "stateful", size)] - outputs[(name, "re-run", size)]), initial=0.0)
+            if gap > 1e-5:
+                print(f"warning: {name} at {ms:g} ms: stateful and re-run scanners differ by {gap:.2e}")
+            print(f"| {name} | {ms:g} ms | {cell(mine, size)} | {cell(rerun, size)} | "
+                  f"{cell(peer, size) if peer else 'n/a'} | {rerun / mine:.1f}x | "
+                  f"{f'{peer / mine:.1f}x' if peer else 'n/a'} | {worst:.0f} / {mean:.0f} |")
+    print(f"\nhop and receptive field (samples): "
+          + ", ".join(f"{n} {h} / {f}" for n, (h, f) in geometry.items())
+          + "; ratios > 1: the stateful scanner is faster. oWW n/a: it refuses pushes under 25 ms.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
