@@ -13,7 +13,10 @@ and how much memory they hold:
   ``receptive_field - hop`` samples, so no frame is lost or repeated and the
   activations stay bounded however long the file is.
 - ``StreamingScanner``: the chunked scan fed by a live source, chunk sizes
-  chosen by the caller.
+  chosen by the caller. It re-runs one receptive field per push: the simple
+  reference. For live use, ``audioconv.streaming.StatefulScanner`` gives the
+  same frames computing only the new ones at every layer
+  (``benchmarks/stream_speed.py`` compares the two).
 
 All of them return frame probabilities (sigmoid of the logits) as 1-D float32
 numpy arrays. Scans run in eval mode: a BatchNorm in training mode would
@@ -155,7 +158,8 @@ class StreamingScanner:
     buffer and runs the detector over the span that completes whole frames;
     a large push is processed ``STREAM_CHUNK_SECONDS`` at a time, so memory
     stays bounded whatever the caller sends. (Recomputing the context for each
-    push costs time, not exactness; a per-layer stateful stream would avoid it.)
+    push costs time, not exactness; ``audioconv.streaming.StatefulScanner``,
+    which keeps each layer's input tail instead, avoids it.)
     """
 
     def __init__(self, model: Detector, chunk_seconds: float = STREAM_CHUNK_SECONDS) -> None:
