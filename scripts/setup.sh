@@ -39,6 +39,6 @@ fi
 if ! "$VENV/bin/python" -c "import torch, torchaudio" >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q torch==2.14.1 torchaudio==2.11.0 2>&1 | grep -v "is ignored" || true
 fi
-"$VENV/bin/pip" install -q -e ".[dev,export]" 2>&1 | grep -v "is ignored" || true
+"$VENV/bin/pip" install -q -e ".[train,dev,export,voices]" 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import audioconv, torch, lightning, hydra" || { echo "setup: the environment in $VENV is broken" >&2; exit 1; }
 echo "setup: ready ($VENV)" >&2

@@ -74,6 +74,7 @@ def save_detector(path: str | os.PathLike, model: Detector, model_config: Mappin
     metadata = {"format": "audioconv-detector-1", "model_config": json.dumps(dict(model_config)), "info": json.dumps(info)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file others may read
     try:
         save_file(state, tmp, metadata=metadata)
         os.replace(tmp, path)

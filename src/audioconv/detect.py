@@ -70,6 +70,10 @@ class Event:
         return asdict(self)
 
 
+# One event before its span is settled: (first active frame, last active frame, firing peak frame, score).
+Group = tuple[int, int, int, float]
+
+
 @dataclass(frozen=True)
 class FileDetection:
     """Everything one file's detection produced: kept together so plots and reports can use it."""
@@ -178,28 +182,59 @@ def detect_events(
     if duration is None:
         duration = ((probabilities.size - 1) * hop + receptive_field) / sample_rate
     scores = smooth(probabilities, smoothing_frames)
-
-    # (first frame, last frame, firing peak frame, score) per event
-    groups: list[tuple[int, int, int, float]] = []
+    groups: list[Group] = []
     for first, last in _active_runs(scores, threshold):
         peak = first + int(np.argmax(scores[first : last + 1]))
-        score = float(scores[peak])
-        if groups and (peak - groups[-1][2]) * hop < refractory_seconds * sample_rate:
-            g_first, _, g_peak, g_score = groups[-1]
-            groups[-1] = (g_first, last, g_peak, max(g_score, score))
-        else:
-            groups.append((first, last, peak, score))
+        add_candidate(groups, (first, last, peak, float(scores[peak])), hop, sample_rate, refractory_seconds)
+    return group_events(groups, hop, receptive_field, sample_rate, duration, file)
 
+
+def within_refractory(peak: int, fired: int, hop: int, sample_rate: int, refractory_seconds: float) -> bool:
+    """Whether a candidate peaking at frame ``peak`` merges into the event that fired at frame ``fired``."""
+    return (peak - fired) * hop < refractory_seconds * sample_rate
+
+
+def add_candidate(groups: list[Group], candidate: Group, hop: int, sample_rate: int, refractory_seconds: float) -> None:
+    """Append one run of active frames to ``groups``, or merge it into the last group (refractory rule 3).
+
+    Shared with the online tracker (``audioconv.tracker``): both apply the rule
+    with the same arithmetic, so live and offline events agree exactly.
+    """
+    first, last, peak, score = candidate
+    if groups and within_refractory(peak, groups[-1][2], hop, sample_rate, refractory_seconds):
+        g_first, _, g_peak, g_score = groups[-1]
+        groups[-1] = (g_first, last, g_peak, max(g_score, score))
+    else:
+        groups.append(candidate)
+
+
+def group_spans(groups: list[Group], hop: int, receptive_field: int, sample_rate: int) -> list[list[float]]:
+    """``[start, end]`` in seconds per group: its frames' windows, overlaps with neighbours trimmed to meet halfway.
+
+    A span's start depends only on the group before it and its end only on the
+    group after it, so the online tracker gets the same numbers by calling this
+    on three neighbouring groups.
+    """
     spans = [[first * hop / sample_rate, (last * hop + receptive_field) / sample_rate] for first, last, _, _ in groups]
     for before, after in zip(spans, spans[1:]):
         if before[1] > after[0]:  # overlapping windows: meet in the middle of the overlap
             before[1] = after[0] = (before[1] + after[0]) / 2
-    events = []
-    for (start, end), (_, _, _, score) in zip(spans, groups):
-        start, end = min(max(start, 0.0), duration), min(max(end, 0.0), duration)
-        if end > start:
-            events.append(Event(file=file, start=start, end=end, score=score))
-    return events
+    return spans
+
+
+def span_event(span: list[float], score: float, duration: float, file: str = "") -> Event | None:
+    """The event of one span clipped to ``[0, duration]``; ``None`` if nothing of it is left."""
+    start, end = min(max(span[0], 0.0), duration), min(max(span[1], 0.0), duration)
+    return Event(file=file, start=start, end=end, score=score) if end > start else None
+
+
+def group_events(
+    groups: list[Group], hop: int, receptive_field: int, sample_rate: int, duration: float, file: str = ""
+) -> list[Event]:
+    """Events from settled groups (``group_spans``, then ``span_event``), in order."""
+    spans = group_spans(groups, hop, receptive_field, sample_rate)
+    events = (span_event(span, group[3], duration, file) for span, group in zip(spans, groups))
+    return [event for event in events if event is not None]
 
 
 def detect_model_events(model: Detector | Scorer, probabilities: np.ndarray, **settings: Any) -> list[Event]:

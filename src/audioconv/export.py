@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from audioconv import detect
+from audioconv import detect, registry
 from audioconv.features import FramedSpectrogram
 from audioconv.models import Detector
 
-EXPORT_FORMAT = "audioconv-export-1"
+EXPORT_FORMAT = registry.EXPORT_FORMAT
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
 TORCHSCRIPT_METADATA_FILE = "audioconv.json"
@@ -139,6 +139,7 @@ def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file others may read
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -5,8 +5,9 @@
 metadata, its detection defaults in ``info``, and ``scores(wave)``: the
 chunked scan of ``audioconv.scan.scan_chunked`` (chunks overlapping by
 ``receptive_field - hop``, so memory stays bounded and the frames equal a
-whole-file pass). With ``audioconv.detect`` and ``audioconv.audio`` it
-detects keywords without torch, torchaudio, librosa or lightning installed:
+whole-file pass). ``OnnxStreamingScanner`` scores a live signal pushed in
+pieces, with the same frames. With ``audioconv.detect`` and ``audioconv.audio``
+it detects keywords without torch, torchaudio, librosa or lightning installed:
 this module must import none of them.
 """
 
@@ -19,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-EXPORT_FORMAT = "audioconv-export-1"  # audioconv.export.EXPORT_FORMAT (that module imports torch)
-DEFAULT_CHUNK_SECONDS = 60.0  # audioconv.scan.DEFAULT_CHUNK_SECONDS (that module imports torch)
+from audioconv.registry import DEFAULT_CHUNK_SECONDS, EXPORT_FORMAT, STREAM_CHUNK_SECONDS
 REQUIRED_KEYS = ("sample_rate", "hop", "receptive_field", "time_layers")
 SETTING_KEYS = ("threshold", "smoothing_frames", "refractory_seconds")
 
@@ -135,3 +135,51 @@ class OnnxDetector:
 
     def __repr__(self) -> str:
         return f"OnnxDetector({str(self.path)!r}, hop={self.hop}, receptive_field={self.receptive_field})"
+
+
+class OnnxStreamingScanner:
+    """Scores a live signal pushed in pieces of any size with an ONNX export, as ``OnnxDetector.scores`` would.
+
+    Between pushes it keeps only the samples later frames still need: the last
+    ``receptive_field - hop`` samples of context plus any that do not yet
+    complete a frame. Each push runs the session over the span that completes
+    whole frames, starting on the hop grid, so the frames are those of a
+    whole-signal pass. A large push is run ``chunk_seconds`` at a time.
+    (The interface of ``audioconv.scan.StreamingScanner``, without torch.)
+    """
+
+    def __init__(self, detector: OnnxDetector, chunk_seconds: float = STREAM_CHUNK_SECONDS) -> None:
+        self.detector = detector
+        self.hop, self.receptive_field = detector.hop, detector.receptive_field
+        self._frames_per_run = detector.frames_per_chunk(chunk_seconds)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the past: the next push starts a new signal at frame 0."""
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.frames_emitted = 0  # index of the next frame push() will return
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples held back: context for the next frames plus those not yet completing one."""
+        return self._pending.size
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Append ``samples`` (1-D) and return the probabilities of the frames they complete (maybe none)."""
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise ValueError(f"expected a 1-D signal, got shape {samples.shape}")
+        signal = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        total = self.detector.output_length(signal.size)
+        scores = np.empty(total, dtype=np.float32)
+        for first in range(0, total, self._frames_per_run):
+            count = min(self._frames_per_run, total - first)
+            probabilities = self.detector.probabilities(
+                signal[first * self.hop : (first + count - 1) * self.hop + self.receptive_field]
+            )
+            if probabilities.size != count:
+                raise OnnxModelError(self.detector.path, f"a chunk gave {probabilities.size} frames, the metadata says {count}")
+            scores[first : first + count] = probabilities
+        self._pending = signal[total * self.hop :].copy()  # a copy: the pushed array is not held on to
+        self.frames_emitted += total
+        return scores
