@@ -16,10 +16,12 @@ openWakeWord's ``ncpu=1``), in one process, on the shipped weights
                  int16 pushes of the same size. It refuses pushes under 400
                  samples (25 ms), so it has no 20 ms column.
 
-Cost = wall time per push (µs), the best of ``--repeats`` interleaved runs
-(noise on a shared machine only ever adds time). RTF = seconds of audio per
-second of compute. The stateful and re-run outputs are compared (they must
-agree to float rounding).
+The scanners take turns push by push (round robin, each fed the same piece),
+so a burst of load from other work hits all of them alike. Cost = the median
+wall time of a push (µs; robust to the pushes a busy machine stalls), the best
+of ``--repeats`` runs; RTF = push duration / that cost, how many times faster
+than real time; the mean is printed below the table. The stateful and re-run
+outputs are compared (they must agree to float rounding).
 
 Latency: frame ``i`` covers samples ``[i * hop, i * hop + receptive_field)``
 and is emitted by the push that delivers its last sample. A keyword ending at
@@ -84,19 +86,28 @@ def latency_ms(hop: int, receptive_field: int, push: int) -> tuple[float, float]
     return 1000 * max(waits) / SAMPLE_RATE, 1000 * float(np.mean(waits)) / SAMPLE_RATE
 
 
-def push_all(push: Callable[[np.ndarray], np.ndarray], wave: np.ndarray, size: int) -> tuple[float, np.ndarray]:
-    """Wall seconds to push ``wave`` in pieces of ``size`` samples, and everything the pushes returned."""
-    outputs = []
-    start = time.perf_counter()
-    for first in range(0, wave.size - size + 1, size):
-        outputs.append(push(wave[first : first + size]))
-    seconds = time.perf_counter() - start
-    frames = [o for o in outputs if isinstance(o, np.ndarray) and o.size]
-    return seconds, np.concatenate(frames) if frames else np.zeros(0, np.float32)
+Pusher = Callable[[np.ndarray], object]
 
 
-def openwakeword_factory() -> tuple[Callable[[], Callable[[np.ndarray], object]] | None, str]:
-    """A function making a fresh openWakeWord ``predict`` (1 thread), or None and the reason it cannot run."""
+def round_robin(pushers: dict[tuple[str, str], tuple[Pusher, np.ndarray]], size: int) -> dict:
+    """Push every signal in pieces of ``size``, the scanners taking turns; per scanner: (push seconds, frames)."""
+    length = min(signal.size for _, signal in pushers.values())
+    costs: dict[tuple[str, str], list[float]] = {key: [] for key in pushers}
+    frames: dict[tuple[str, str], list[np.ndarray]] = {key: [] for key in pushers}
+    clock = time.perf_counter
+    for first in range(0, length - size + 1, size):
+        for key, (push, signal) in pushers.items():
+            start = clock()
+            out = push(signal[first : first + size])
+            costs[key].append(clock() - start)
+            if isinstance(out, np.ndarray) and out.size:
+                frames[key].append(out)
+    return {key: (np.array(costs[key]), np.concatenate(frames[key]) if frames[key] else np.zeros(0, np.float32))
+            for key in pushers}
+
+
+def openwakeword_factory() -> tuple[Callable[[], Pusher] | None, str]:
+    """A function making a fresh openWakeWord ``predict`` (1 thread, int16 input), or None and why it cannot run."""
     try:
         import inspect
 
@@ -108,14 +119,9 @@ def openwakeword_factory() -> tuple[Callable[[], Callable[[np.ndarray], object]]
     if not Path(path).is_file():
         return None, f"{path} missing (this benchmark never downloads)"
     if "wakeword_model_paths" in inspect.signature(Model.__init__).parameters:  # 0.4.x
-        make = lambda: Model(wakeword_model_paths=[path], ncpu=1)  # noqa: E731
+        factory = lambda: Model(wakeword_model_paths=[path], ncpu=1).predict  # noqa: E731
     else:  # 0.5+: the same thing under new names
-        make = lambda: Model(wakeword_models=[path], inference_framework="onnx", ncpu=1)  # noqa: E731
-
-    def factory() -> Callable[[np.ndarray], object]:
-        predict = make().predict
-        return lambda samples: predict((np.clip(samples, -1.0, 1.0) * INT16_FULL_SCALE).astype(np.int16))
-
+        factory = lambda: Model(wakeword_models=[path], inference_framework="onnx", ncpu=1).predict  # noqa: E731
     from importlib.metadata import version
 
     return factory, f"openWakeWord {version('openwakeword')} ({OWW_MODEL})"
@@ -138,55 +144,59 @@ def main() -> int:
 
     torch.set_num_threads(1)
     wave = make_audio(args.seconds + WARMUP_SECONDS)
-    warm, timed = wave[: int(WARMUP_SECONDS * SAMPLE_RATE)], wave[int(WARMUP_SECONDS * SAMPLE_RATE) :]
     pushes = [int(round(ms * SAMPLE_RATE / 1000)) for ms in args.push_ms]
     oww, oww_note = (None, "not run (--no-openwakeword)") if args.no_openwakeword else openwakeword_factory()
-    print(f"torch {torch.__version__}, 1 thread; {timed.size / SAMPLE_RATE:.0f} s of audio per measurement, "
+    print(f"torch {torch.__version__}, 1 thread; {args.seconds:.0f} s of audio per measurement, "
           f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"peer: {oww_note}", flush=True)
 
-    makers: dict[tuple[str, str], Callable[[], Callable[[np.ndarray], object]]] = {}
+    pcm = (np.clip(wave, -1.0, 1.0) * INT16_FULL_SCALE).astype(np.int16)  # openWakeWord's input, made once
+    makers: dict[tuple[str, str], tuple[Callable[[], Pusher], np.ndarray]] = {}
     geometry: dict[str, tuple[int, int]] = {}
     for name in args.models:
         model, _ = checkpoints.load_detector(checkpoints.shipped_weights(name))
         geometry[name] = (model.hop, model.receptive_field)
-        makers[(name, "stateful")] = lambda m=model: StatefulScanner(m).push
-        makers[(name, "re-run")] = lambda m=model: StreamingScanner(m).push
+        makers[(name, "stateful")] = (lambda m=model: StatefulScanner(m).push, wave)
+        makers[(name, "re-run")] = (lambda m=model: StreamingScanner(m).push, wave)
     if oww is not None:
-        makers[("openWakeWord", "oWW")] = oww
+        makers[("openWakeWord", "oWW")] = (oww, pcm)
 
-    best: dict[tuple[str, str, int], float] = {}
+    warm = int(WARMUP_SECONDS * SAMPLE_RATE)
+    median: dict[tuple[str, str, int], float] = {}
+    mean: dict[tuple[str, str, int], float] = {}
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
-    for _ in range(args.repeats):  # interleaved, so a burst of load hits one run of each, not all of one
-        for (name, kind), make in makers.items():
-            for size in pushes:
-                if kind == "oWW" and size < OWW_MIN_PUSH:
-                    continue
-                push = make()
-                push_all(push, warm, size)  # first-call costs (allocator, kernels, caches) out of the timing
-                seconds, frames = push_all(push, timed, size)
-                count = timed.size // size
+    for _ in range(args.repeats):
+        for size in pushes:
+            pushers = {key: (make(), signal) for key, (make, signal) in makers.items()
+                       if not (key[1] == "oWW" and size < OWW_MIN_PUSH)}
+            round_robin({key: (push, signal[:warm]) for key, (push, signal) in pushers.items()}, size)  # warm-up
+            timed = round_robin({key: (push, signal[warm:]) for key, (push, signal) in pushers.items()}, size)
+            for (name, kind), (costs, frames) in timed.items():
                 key = (name, kind, size)
-                best[key] = min(best.get(key, math.inf), seconds / count)
+                median[key] = min(median.get(key, math.inf), float(np.median(costs)))
+                mean[key] = min(mean.get(key, math.inf), float(np.mean(costs)))
                 outputs[key] = frames
 
-    print(f"\n| model | push | stateful µs/push (RTF) | re-run µs/push (RTF) | oWW µs/push (RTF) | "
+    print(f"\n| model | push | stateful µs/push (RTF) | re-run µs/push (RTF) | openWakeWord µs/push (RTF) | "
           f"stateful vs re-run | stateful vs oWW | latency worst / mean (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     cell = lambda cost, size: f"{cost * MICROSECONDS:,.0f} ({size / SAMPLE_RATE / cost:,.0f})"  # noqa: E731
     for name in args.models:
         hop, field = geometry[name]
         for size, ms in zip(pushes, args.push_ms):
-            mine, rerun = best[(name, "stateful", size)], best[(name, "re-run", size)]
-            peer = best.get(("openWakeWord", "oWW", size))
-            worst, mean = latency_ms(hop, field, size)
+            mine, rerun = median[(name, "stateful", size)], median[(name, "re-run", size)]
+            peer = median.get(("openWakeWord", "oWW", size))
+            worst, typical = latency_ms(hop, field, size)
             gap = np.max(np.abs(outputs[(name, "stateful", size)] - outputs[(name, "re-run", size)]), initial=0.0)
             if gap > 1e-5:
                 print(f"warning: {name} at {ms:g} ms: stateful and re-run scanners differ by {gap:.2e}")
             print(f"| {name} | {ms:g} ms | {cell(mine, size)} | {cell(rerun, size)} | "
                   f"{cell(peer, size) if peer else 'n/a'} | {rerun / mine:.1f}x | "
-                  f"{f'{peer / mine:.1f}x' if peer else 'n/a'} | {worst:.0f} / {mean:.0f} |")
-    print(f"\nhop and receptive field (samples): "
+                  f"{f'{peer / mine:.1f}x' if peer else 'n/a'} | {worst:.0f} / {typical:.0f} |")
+    print("\nmean µs/push, stalls included (model, scanner, push samples: µs):")
+    for (name, kind, size), cost in mean.items():
+        print(f"  {name} {kind} {size}: {cost * MICROSECONDS:,.0f}")
+    print(f"hop and receptive field (samples): "
           + ", ".join(f"{n} {h} / {f}" for n, (h, f) in geometry.items())
           + "; ratios > 1: the stateful scanner is faster. oWW n/a: it refuses pushes under 25 ms.")
     return 0
