@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= spectrogram
 
-.PHONY: setup demo data train models test test-all bench clean
+.PHONY: setup demo data train models wheel test test-all bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ models: setup
 	$(PY) scripts/mine_negatives.py --out data/mined --checkpoint outputs/spectrogram/ship/checkpoints/best.ckpt --threshold 0.1 --hours 2
 	$(PY) train.py model=spectrogram data.user_folder=data/mined hydra.run.dir=outputs/spectrogram/mined
 	$(PY) scripts/ship_model.py --checkpoint outputs/spectrogram/mined/checkpoints/best.ckpt --name spectrogram
+
+## The runtime wheel (ONNX detection and the Python API, no torch; shipped weights inside): dist/audioconv-*.whl
+wheel: setup
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
 
 ## The default test suite (what CI runs): under 10 minutes on 2 cores.
 test: setup
