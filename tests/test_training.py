@@ -35,13 +35,16 @@ def epoch_losses(run_dir: Path) -> list[float]:
     return [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
 
 
-@pytest.mark.parametrize("model", ["conv1d", "spectrogram"])
-def test_tiny_training_end_to_end(model: str, corpus_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "model, pooling", [("conv1d", "max"), ("spectrogram", "max"), ("spectrogram", "lse"), ("spectrogram", "frames"), ("conv1d", "frames")]
+)
+def test_tiny_training_end_to_end(model: str, pooling: str, corpus_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_train(
         f"model={model}",
         "experiment=tiny",
         "trainer.max_epochs=4",
+        f"loss.pooling={pooling}",
         f"paths.corpus_root={corpus_root}",
         f"hydra.run.dir={run_dir}",
     )
@@ -61,6 +64,8 @@ def test_tiny_training_end_to_end(model: str, corpus_root: Path, tmp_path: Path)
     assert losses[-1] < losses[0], f"training loss did not go down: {losses}"
 
     # the checkpoint loads without unpickling and reproduces the trained model's geometry
+    hparams = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hparams["loss"]["pooling"] == pooling
     detector, info = load_detector(run_dir / "checkpoints" / "best.ckpt")
     assert detector.receptive_field == report["receptive_field"]
     assert info["model_config"]["_target_"].endswith("Detector")

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from audioconv import audio, augment, synth
+from audioconv import audio, augment, backgrounds, corpus
 from audioconv.augment import AugmentConfig
 from audioconv.streams import forbidden_junction
+from audioconv.targets import NO_SPAN
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,9 @@ class WaveStore:
         return self.buffer[self.offsets[i] : self.offsets[i + 1]]
 
 
-def load_waves(rows: Sequence[Mapping[str, Any]], base: Path) -> WaveStore:
-    """Read every row's audio (16 kHz mono float32) into one store."""
-    return WaveStore([audio.load(base / row["path"]) for row in rows])
+def load_waves(rows: Sequence[Mapping[str, Any]], base: Path, extra: Sequence[np.ndarray] = ()) -> WaveStore:
+    """Read every row's audio (16 kHz mono float32) into one store, followed by ``extra`` waves."""
+    return WaveStore([*(audio.load(base / row["path"]) for row in rows), *extra])
 
 
 def augment_config(values: Mapping[str, Any] | None, sample_rate: int) -> AugmentConfig | None:
@@ -68,7 +69,9 @@ def augment_config(values: Mapping[str, Any] | None, sample_rate: int) -> Augmen
 class ClipDataset(Dataset):
     """Fixed-length clips cut (and augmented) from corpus utterances.
 
-    ``dataset[key]`` returns ``(wave [clip_samples] float32, label float32)``;
+    ``dataset[key]`` returns ``(wave [clip_samples] float32, label float32,
+    span [2] float32)``, span being the keyword's ``[start, end)`` in samples of
+    the clip (clamped to it; ``[-1, -1]`` in a clip without the keyword);
     ``key = epoch * len(dataset) + index`` selects the utterance ``index`` and
     the random draws of that epoch.
     """
@@ -81,8 +84,10 @@ class ClipDataset(Dataset):
         clip_samples: int,
         seed: int,
         augmentation: AugmentConfig | None,
+        rooms: Sequence[np.ndarray] = (),
     ) -> None:
         self.rows, self.waves, self.noises = list(rows), waves, noises
+        self.rooms = rooms  # simulated room responses (augment.rir_bank) for the rir_prob share of clips
         self.labels = np.array([int(r["label"]) for r in self.rows], dtype=np.int64)
         # utterances that may surround another one: speech that is not the keyword
         self.context_pool = np.array(
@@ -94,11 +99,11 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = divmod(int(key), len(self.rows))
         rng = np.random.default_rng([self.seed, epoch, index])
-        clip = self.make_clip(index, rng)
-        return torch.from_numpy(clip), torch.tensor(float(self.labels[index]))
+        clip, span = self.make_clip(index, rng)
+        return torch.from_numpy(clip), torch.tensor(float(self.labels[index])), torch.as_tensor(span, dtype=torch.float32)
 
     def add_context(self, index: int, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """The utterance with other (non-keyword) speech before and after it, as in running speech.
@@ -122,7 +127,8 @@ class ClipDataset(Dataset):
             pieces += [gaps[1], self.waves[after]]
         return np.concatenate(pieces), offset
 
-    def make_clip(self, index: int, rng: np.random.Generator) -> np.ndarray:
+    def make_clip(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The clip and the keyword's span in it (samples; ``NO_SPAN`` for a negative)."""
         row, aug = self.rows[index], self.augmentation
         sr, length = self.sample_rate, self.clip_samples
         wave, offset = self.add_context(index, self.waves[index], rng)
@@ -130,24 +136,23 @@ class ClipDataset(Dataset):
         if aug and rng.random() < aug.speed_prob:
             speed = float(rng.uniform(*aug.speed_range))
             wave = augment.change_speed(wave, speed)
-        reference_rms = None
+        reference_rms, span = None, np.array(NO_SPAN, dtype=np.float32)
         if row["label"] == 1:
             start, end = int((row["kw_start"] * sr + offset) / speed), int((row["kw_end"] * sr + offset) / speed)
-            clip = place_keyword(wave, start, end, length, rng)
+            clip, span = place_keyword_span(wave, start, end, length, rng)
             reference_rms = augment.rms(wave[start:end])
         else:
             clip = augment.random_crop(wave, length, rng)
         if aug and rng.random() < aug.pitch_prob:
             clip = augment.shift_pitch(clip, float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)), sr)
-        if aug and rng.random() < aug.reverb_prob:
-            room = augment.synthetic_room(rng, float(rng.uniform(*aug.reverb_t60_range)), sr)
-            clip = augment.reverberate(clip, room)
+        if aug:  # the speaker (formants), then the room: simulated or synthetic
+            clip = augment.room(augment.speaker(clip, aug, rng), aug, rng, self.rooms)
         if aug and len(self.noises) and rng.random() < aug.noise_prob:
             noise = augment.random_crop(self.noises[int(rng.integers(len(self.noises)))], length, rng)
             clip = augment.mix_at_snr(clip, noise, float(rng.uniform(*aug.snr_range_db)), reference_rms)
-        if aug:
-            clip = augment.apply_gain(clip, float(rng.uniform(*aug.gain_range_db)))
-        return clip.astype(np.float32)
+        if aug:  # the channel carries the noise too (EQ, clipping, telephone / band-limit); level last
+            clip = augment.level(augment.channel(clip, aug, rng), aug, rng)
+        return clip.astype(np.float32), span
 
 
 def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -156,6 +161,13 @@ def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.r
     The utterance's own context (the carrier phrase) comes along; outside the
     utterance the clip is zero. A keyword longer than the clip is centred.
     """
+    return place_keyword_span(wave, start, end, length, rng)[0]
+
+
+def place_keyword_span(
+    wave: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``place_keyword``, and where the keyword landed: float32 [start, end) in clip samples, clamped to the clip."""
     span = end - start
     if span >= length:
         first = start + (span - length) // 2
@@ -165,7 +177,7 @@ def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.r
     lo, hi = max(first, 0), min(first + length, len(wave))
     if hi > lo:
         clip[lo - first : hi - first] = wave[lo:hi]
-    return clip
+    return clip, np.clip(np.array([start - first, end - first], dtype=np.float32), 0, length)
 
 
 class EpochSampler(Sampler[int]):
@@ -222,7 +234,7 @@ class KeywordDataModule(L.LightningDataModule):
 
     @property
     def manifest_path(self) -> Path:
-        return synth.corpus_dir(self.cfg["corpus"], self.corpus_root) / "manifest.csv"
+        return corpus.corpus_dir(self.cfg["corpus"], self.corpus_root) / "manifest.csv"
 
     @property
     def use_synthetic(self) -> bool:
@@ -231,14 +243,14 @@ class KeywordDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Synthesize the corpus once (rank 0 only); a cached corpus is reused only if its settings match."""
         if self.use_synthetic:
-            synth.build_corpus(self.cfg["corpus"], self.corpus_root)
+            corpus.build_corpus(self.cfg["corpus"], self.corpus_root)
 
     def _rows(self) -> list[dict]:
         """Manifest rows with absolute paths: the synthetic corpus and/or the user's own folder."""
-        rows = synth.read_manifest(self.manifest_path) if self.use_synthetic else []
+        rows = corpus.read_manifest(self.manifest_path) if self.use_synthetic else []
         user_folder = self.cfg.get("user_folder")
         if user_folder:
-            rows += synth.user_corpus_rows(user_folder, self.seed)
+            rows += corpus.user_corpus_rows(user_folder, self.seed)
         if not rows:
             raise ValueError("no training data: data.use_synthetic is false and data.user_folder is not set")
         return rows
@@ -252,6 +264,8 @@ class KeywordDataModule(L.LightningDataModule):
             by_split.setdefault(row["split"], []).append(row)
         train_aug = augment_config(self.cfg.get("augment"), self.sample_rate)
         eval_aug = augment_config(self.cfg.get("eval_augment"), self.sample_rate)
+        # real music and ambience join each split's noise pool (split by source file; heldout uses test's)
+        real_noise = backgrounds.load_backgrounds(self.cfg.get("backgrounds"), self.corpus_root.parent / "backgrounds")
         for split, augmentation in (("train", train_aug), ("val", eval_aug), ("test", eval_aug), ("heldout", eval_aug)):
             split_rows = by_split.get(split, [])
             if not split_rows:
@@ -262,13 +276,17 @@ class KeywordDataModule(L.LightningDataModule):
             noise_rows = [r for r in split_rows if r["kind"] == "noise"] or [
                 r for r in by_split.get("test", []) if r["kind"] == "noise"
             ]
+            rooms = ()  # the simulated rooms: a seeded bank, built once and cached under data/rirs/
+            if augmentation and augmentation.rir_prob > 0:
+                rooms = augment.rir_bank(augmentation, self.corpus_root.parent / "rirs")
             self.datasets[split] = ClipDataset(
                 split_rows,
                 load_waves(split_rows, Path("/")),
-                load_waves(noise_rows, Path("/")),
+                load_waves(noise_rows, Path("/"), extra=real_noise.get("test" if split == "heldout" else split, [])),
                 self.clip_samples,
                 self.seed,
                 augmentation,
+                rooms=rooms,
             )
         for split, dataset in self.datasets.items():
             positives = int(dataset.labels.sum())

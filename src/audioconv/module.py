@@ -1,8 +1,22 @@
-"""The LightningModule: a detector, its loss on clip scores, and its metrics.
+"""The LightningModule: a detector, its training loss, and its clip metrics.
 
-The detector emits one logit per hop; a clip's logit is the max over time
-(``Detector.clip_logits``). Training on that single number is multiple-instance
-learning: a positive clip needs one frame that fires, a negative clip needs none.
+The detector emits one logit per hop. The loss (``loss.pooling`` in the config):
+
+- ``max``: binary cross-entropy on the clip's max over time (multiple-instance
+  learning: a positive clip needs one frame that fires, a negative clip none).
+  Only the top frame gets a gradient, so a keyword tends to give a "comb" of a
+  few sharp peaks.
+- ``lse``: the same on a soft max (log-mean-exp with ``sharpness``): every frame
+  gets a share of the gradient.
+- ``frames``: cross-entropy per frame against targets from the keyword's span
+  (``audioconv.targets``): 1 where the frame's window holds the whole keyword,
+  0 where it holds none of it, ignored in between; plus ``clip_weight`` times
+  the ``max`` loss. A positive clip in which no frame sees the whole keyword
+  (cut by the clip's edge, or longer than the receptive field) falls back to
+  the ``max`` loss.
+
+Whatever the loss, validation and test score a clip by its max frame, so the
+clip metrics of every pooling are comparable.
 """
 
 from __future__ import annotations
@@ -15,7 +29,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryPrecision, BinaryRecall
 
-from audioconv.models.base import Detector
+from audioconv.models.base import Detector, lse_pool, max_pool
+from audioconv.targets import frame_targets
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # wave [B, T], label [B], keyword span [B, 2] in samples
+POOLINGS = ("max", "lse", "frames")
+DEFAULT_LOSS = {"pooling": "frames", "sharpness": 1.0, "clip_weight": 0.5}
 
 
 def clip_metrics(prefix: str, threshold: float) -> MetricCollection:
@@ -52,6 +71,39 @@ class FalseAlarmRate(Metric):
         return self.alarms.double() / hours if hours > 0 else torch.tensor(float("nan"), dtype=torch.float64)
 
 
+def loss_settings(loss: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The loss config with defaults filled in, as plain numbers and strings (checkpoint-safe)."""
+    settings = {**DEFAULT_LOSS, **dict(loss or {})}
+    unknown = set(settings) - set(DEFAULT_LOSS)
+    if unknown:
+        raise ValueError(f"unknown loss settings: {sorted(unknown)}")
+    if settings["pooling"] not in POOLINGS:
+        raise ValueError(f"loss.pooling must be one of {', '.join(POOLINGS)}, not {settings['pooling']!r}")
+    if float(settings["sharpness"]) <= 0:
+        raise ValueError("loss.sharpness must be > 0")
+    return {"pooling": str(settings["pooling"]), "sharpness": float(settings["sharpness"]), "clip_weight": float(settings["clip_weight"])}
+
+
+def keyword_loss(
+    logits: torch.Tensor, label: torch.Tensor, span: torch.Tensor, hop: int, receptive_field: int, settings: Mapping[str, Any]
+) -> torch.Tensor:
+    """The training loss of frame logits [B, T'] for clip labels [B] and keyword spans [B, 2] (samples)."""
+    pooling = settings["pooling"]
+    clip_loss = F.binary_cross_entropy_with_logits(max_pool(logits), label, reduction="none")  # [B]
+    if pooling == "max":
+        return clip_loss.mean()
+    if pooling == "lse":
+        return F.binary_cross_entropy_with_logits(lse_pool(logits, settings["sharpness"]), label)
+    targets, mask = frame_targets(span, logits.shape[-1], hop, receptive_field)
+    # a positive clip with no frame that sees the whole keyword: only its max can be trained
+    fallback = (label > 0.5) & (targets.sum(dim=-1) == 0)
+    mask = mask * (~fallback)[:, None]
+    per_frame = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    frame_loss = (per_frame * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)  # per clip: mean over its trained frames
+    per_clip = torch.where(fallback, clip_loss, frame_loss)
+    return (per_clip + settings["clip_weight"] * clip_loss).mean()
+
+
 class KeywordModule(L.LightningModule):
     def __init__(
         self,
@@ -62,13 +114,22 @@ class KeywordModule(L.LightningModule):
         threshold: float = 0.5,
         eval_splits: tuple[str, ...] = ("test", "heldout"),
         seed: int = 0,
+        loss: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.loss_settings = loss_settings(loss)
         # only plain data in hyper-parameters, so checkpoints load with weights_only=True
         self.save_hyperparameters(
-            {"model_config": dict(model_config), "optim": dict(optim), "clip_seconds": clip_seconds, "threshold": threshold}
+            {
+                "model_config": dict(model_config),
+                "optim": dict(optim),
+                "clip_seconds": clip_seconds,
+                "threshold": threshold,
+                "loss": dict(self.loss_settings),
+            }
         )
         self.model, self.optim, self.threshold, self.seed = model, dict(optim), threshold, seed
+        self.hop, self.receptive_field = model.hop, model.receptive_field
         self.eval_splits = list(eval_splits)
         self.val_metrics = clip_metrics("val/", threshold)
         self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", threshold) for s in self.eval_splits])
@@ -89,22 +150,27 @@ class KeywordModule(L.LightningModule):
         """
         torch.manual_seed(hash((self.seed, self.current_epoch, batch_idx, self.global_rank)) % 2**63)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        wave, label = batch
-        logits = self.model.clip_logits(wave)
-        loss = F.binary_cross_entropy_with_logits(logits, label)
-        return loss, torch.sigmoid(logits.detach()), label
+    def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(training loss, clip BCE on the max, clip probabilities from the max, labels) of a batch."""
+        wave, label, span = batch
+        logits = self.model(wave)
+        loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+        clip_logits = max_pool(logits.detach())
+        clip_loss = F.binary_cross_entropy_with_logits(clip_logits, label)
+        return loss, clip_loss, torch.sigmoid(clip_logits), label
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _, _ = self._step(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch[1]))
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, _, _, label = self._step(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, probabilities, label = self._step(batch)
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, clip_loss, probabilities, label = self._step(batch)
         self.val_metrics.update(probabilities, label.long())
         self.val_alarms.update(probabilities, label)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(label))
+        # the max-pooled clip loss, comparable between poolings
+        self.log("val/clip_loss", clip_loss, batch_size=len(label))
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=False)
@@ -112,12 +178,13 @@ class KeywordModule(L.LightningModule):
         self.val_metrics.reset()
         self.val_alarms.reset()
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        loss, probabilities, label = self._step(batch)
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        loss, clip_loss, probabilities, label = self._step(batch)
         self.test_metrics[dataloader_idx].update(probabilities, label.long())
         self.test_alarms[dataloader_idx].update(probabilities, label)
         split = self.eval_splits[dataloader_idx]
         self.log(f"{split}/loss", loss, batch_size=len(label), add_dataloader_idx=False)
+        self.log(f"{split}/clip_loss", clip_loss, batch_size=len(label), add_dataloader_idx=False)
 
     def on_test_epoch_end(self) -> None:
         for split, metrics, alarms in zip(self.eval_splits, self.test_metrics, self.test_alarms):

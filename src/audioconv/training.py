@@ -44,6 +44,7 @@ def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
         threshold=float(cfg.threshold),
         eval_splits=tuple(eval_splits),
         seed=int(cfg.seed),
+        loss=OmegaConf.to_container(cfg.loss, resolve=True) if cfg.get("loss") else None,
     )
 
 

@@ -2,16 +2,37 @@
 
 A detector maps wave [B, T] -> frame logits [B, T'] with no padding along time.
 Subclasses list their time layers; hop, receptive field and output length
-follow from that list (``audioconv.geometry``).
+follow from that list (``audioconv.geometry``). A clip's score pools its frame
+logits over time: ``max_pool`` (what evaluation uses) or ``lse_pool`` (a soft
+max for training).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from audioconv import geometry
 from audioconv.geometry import TimeLayer
+
+
+def max_pool(logits: torch.Tensor) -> torch.Tensor:
+    """[..., T'] -> [...]: the largest frame logit. A keyword anywhere in the clip is enough."""
+    return logits.amax(dim=-1)
+
+
+def lse_pool(logits: torch.Tensor, sharpness: float) -> torch.Tensor:
+    """[..., T'] -> [...]: log-mean-exp, ``log(mean(exp(r * x))) / r`` with sharpness ``r``.
+
+    Between the mean (r -> 0) and the max (r -> inf) of the frame logits, and
+    never above the max. Unlike the max, every frame gets a gradient, weighted
+    by softmax(r * x): a positive clip is pushed to fire on several frames
+    rather than one.
+    """
+    r = float(sharpness)
+    return (torch.logsumexp(r * logits, dim=-1) - math.log(logits.shape[-1])) / r
 
 
 class Detector(nn.Module):
@@ -39,4 +60,4 @@ class Detector(nn.Module):
 
     def clip_logits(self, wave: torch.Tensor) -> torch.Tensor:
         """One logit per clip: the max over time. A keyword anywhere in the clip is enough."""
-        return self(wave).amax(dim=-1)
+        return max_pool(self(wave))
