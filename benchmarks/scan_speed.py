@@ -251,11 +251,11 @@ def make_audio(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
     total = int(seconds * SAMPLE_RATE)
     pieces, description = [], "white noise (no corpus found)"
     try:
-        from audioconv import audio, streams, synth
+        from audioconv import audio, corpus, streams
 
         manifest = streams.default_manifest(ROOT, build=False)
         if manifest.is_file():
-            rows = synth.read_manifest(manifest)
+            rows = corpus.read_manifest(manifest)
             for i in rng.choice(len(rows), size=min(60, len(rows)), replace=False):
                 pieces += [audio.load(rows[int(i)]["path"]), np.zeros(int(rng.uniform(0.2, 1.0) * SAMPLE_RATE), np.float32)]
             description = f"{len(pieces) // 2} corpus utterances tiled + noise"

@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from audioconv import streams, synth
+from audioconv import corpus, streams
 from audioconv.checkpoints import load_detector
 from audioconv.detect import detect_file, detection_settings
 from audioconv.training import train
@@ -24,8 +24,8 @@ DEMO_SPLIT = "heldout"
 
 def make_demo_recording(cfg: DictConfig, out_dir: Path) -> tuple[Path, list[streams.Keyword]]:
     """A noisy recording from the held-out voice with a few keywords among other speech."""
-    manifest = synth.corpus_dir(cfg.data.corpus, cfg.paths.corpus_root) / "manifest.csv"
-    rows = synth.read_manifest(manifest)
+    manifest = corpus.corpus_dir(cfg.data.corpus, cfg.paths.corpus_root) / "manifest.csv"
+    rows = corpus.read_manifest(manifest)
     split = DEMO_SPLIT if any(r["split"] == DEMO_SPLIT for r in rows) else "test"
     speech, noise = streams.split_rows(rows, split)
     config = streams.StreamConfig(seconds=DEMO_SECONDS, keywords_per_minute=6.0)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from audioconv import synth
+from audioconv import corpus
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    manifest = synth.build_corpus(OmegaConf.to_container(cfg.data.corpus, resolve=True), cfg.paths.corpus_root)
+    manifest = corpus.build_corpus(OmegaConf.to_container(cfg.data.corpus, resolve=True), cfg.paths.corpus_root)
     print(f"manifest: {manifest}")
-    print(synth.summarize(synth.read_manifest(manifest)))
+    print(corpus.summarize(corpus.read_manifest(manifest)))
 
 
 if __name__ == "__main__":

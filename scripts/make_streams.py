@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from dataclasses import replace
 
-    from audioconv import streams, synth
+    from audioconv import corpus, streams
 
     manifest = args.manifest or streams.default_manifest(ROOT, args.overrides)
-    rows, noise_rows = streams.split_rows(synth.read_manifest(manifest), args.split)
+    rows, noise_rows = streams.split_rows(corpus.read_manifest(manifest), args.split)
     if not rows:
         print(f"error: {manifest}: split {args.split!r} is empty", file=sys.stderr)
         return 2

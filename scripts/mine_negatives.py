@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import itertools
 
-    from audioconv import audio, checkpoints, detect, mining, streams, synth
+    from audioconv import audio, checkpoints, corpus, detect, mining, streams
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = []
     if not args.no_corpus:
-        manifest = args.manifest or synth.build_corpus(data["corpus"], ROOT / "data" / "corpus")
-        rows = synth.read_manifest(manifest)
+        manifest = args.manifest or corpus.build_corpus(data["corpus"], ROOT / "data" / "corpus")
+        rows = corpus.read_manifest(manifest)
         max_seconds = args.hours * 3600 if args.hours is not None else None
         sources.append(mining.corpus_negative_streams(rows, args.split, args.seed, max_seconds=max_seconds,
                                                       sample_rate=model.sample_rate))

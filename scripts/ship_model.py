@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors and <name>.onnx")
     args = parser.parse_args(argv)
 
-    from audioconv import calibrate, checkpoints, evaluate, export, streams, synth
+    from audioconv import calibrate, checkpoints, corpus, evaluate, export, streams
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
 
     try:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except checkpoints.CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = synth.read_manifest(streams.default_manifest(ROOT))
+    rows = corpus.read_manifest(streams.default_manifest(ROOT))
     temperature, threshold, evaluation = calibrate.calibrate_threshold(
         model, rows, args.minutes, args.target, args.seed
     )

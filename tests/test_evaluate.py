@@ -258,12 +258,12 @@ def test_make_streams_script_is_deterministic(tmp_path: Path) -> None:
     import csv
     import importlib.util
 
-    from audioconv import synth
+    from audioconv import corpus
 
     rows = fake_corpus(tmp_path / "corpus")
     manifest = tmp_path / "corpus" / "manifest.csv"
     with manifest.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=synth.MANIFEST_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=corpus.MANIFEST_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "path": Path(row["path"]).name, "kw_start": row["kw_start"] or "",

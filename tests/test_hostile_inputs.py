@@ -28,7 +28,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import save_file
 
-from audioconv import audio, checkpoints, export, synth
+from audioconv import audio, checkpoints, corpus, export
 from audioconv.models import SpectrogramDetector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,8 +195,8 @@ def test_unreadable_file(tmp_path: Path, monkeypatch, weights) -> None:
 def test_user_corpus_skips_each_bad_file_with_one_warning(tmp_path: Path, caplog) -> None:
     folder = tmp_path / "mine"
     write_audio_cases(folder / "negative" / "hostile")
-    with caplog.at_level(logging.WARNING, logger="audioconv.synth"):
-        rows = synth.user_corpus_rows(folder, seed=0)
+    with caplog.at_level(logging.WARNING, logger="audioconv.corpus.users"):
+        rows = corpus.user_corpus_rows(folder, seed=0)
     assert sorted(Path(row["path"]).name for row in rows) == sorted(GOOD_AUDIO)
     regular_bad = [n for n in BAD_AUDIO if (folder / "negative" / "hostile" / n).is_file()]  # pipes, links: not files
     assert set(regular_bad) >= {"empty.wav", "truncated_header.wav", "random_bytes.wav", "text.wav", "nan.wav"}

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audioconv import audio, checkpoints, mining, synth
+from audioconv import audio, checkpoints, corpus, mining
 from audioconv.models import SpectrogramDetector
 from audioconv.scan import scan_chunked
 
@@ -71,7 +71,7 @@ def test_mining_writes_one_clip_per_event(tmp_path: Path, model: SpectrogramDete
     offset = (CLIP_SAMPLES - model.receptive_field) // 2
     np.testing.assert_allclose(clip[offset : offset + 100], source[start : start + 100], atol=1 / 32767 + 1e-6)
     # the folder is a user folder: training reads the clips as negatives
-    rows = synth.user_corpus_rows(tmp_path / "out", seed=0)
+    rows = corpus.user_corpus_rows(tmp_path / "out", seed=0)
     assert len(rows) == expected and {r["label"] for r in rows} == {0} and {r["kind"] for r in rows} == {"speech"}
 
 

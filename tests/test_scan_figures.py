@@ -21,7 +21,7 @@ import torch
 from audioconv import audio, checkpoints, geometry, scan_figures
 from audioconv.models import Conv1dDetector, SpectrogramDetector
 from audioconv.scan import scan_whole
-from audioconv.synth import MANIFEST_COLUMNS
+from audioconv.corpus import MANIFEST_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "scan_demo.py"

@@ -12,7 +12,7 @@ recordings")::
     OUT/mined.csv                                   file,source,start,end,score (file relative to OUT)
 
 so ``python train.py data.user_folder=OUT`` trains on them as negatives
-(``synth.user_corpus_rows``: kind "speech", label 0, voice ``user:<source>``).
+(``corpus.user_corpus_rows``: kind "speech", label 0, voice ``user:<source>``).
 
 Each clip is ``clip_samples`` long (the training clip length,
 ``data.clips.clip_seconds``): the receptive-field window that fired, centred,
@@ -44,7 +44,7 @@ from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
 
 INDEX_NAME = "mined.csv"
 INDEX_COLUMNS = ("file", "source", "start", "end", "score")
-NEGATIVE_FOLDER = "negative"  # synth.USER_SUBFOLDERS: speech without the keyword
+NEGATIVE_FOLDER = "negative"  # corpus.USER_SUBFOLDERS: speech without the keyword
 CORPUS_PAUSE_RANGE = (0.3, 1.0)  # seconds between joined corpus utterances
 CORPUS_STREAM_SECONDS = 600.0
 

@@ -47,7 +47,7 @@ from audioconv.detect import DEFAULT_THRESHOLD
 from audioconv.features import LogSpectrogram
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 from audioconv.scan import scan_chunked
-from audioconv.synth import read_manifest
+from audioconv.corpus import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file is src/audioconv/scan_figures.py)
 CORPUS_ROOT = ROOT / "data" / "corpus"

@@ -278,14 +278,14 @@ def default_corpus_settings(config_dir: str | os.PathLike, overrides: Sequence[s
 
 def default_manifest(root: str | os.PathLike, overrides: Sequence[str] = (), build: bool = True) -> Path:
     """The manifest of the default config's corpus under ``root/data/corpus``, built first if ``build`` and missing."""
-    from audioconv import synth
+    from audioconv import corpus
 
     root = Path(root)
     settings = default_corpus_settings(root / "conf", overrides)
     corpus_root = root / "data" / "corpus"
     if build:
-        return synth.build_corpus(settings, corpus_root)
-    return synth.corpus_dir(settings, corpus_root) / "manifest.csv"
+        return corpus.build_corpus(settings, corpus_root)
+    return corpus.corpus_dir(settings, corpus_root) / "manifest.csv"
 
 
 def split_rows(rows: Sequence[Mapping], split: str) -> tuple[list[Mapping], list[Mapping]]:

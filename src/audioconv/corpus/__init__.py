@@ -1,0 +1,67 @@
+"""The synthetic corpus: spoken "welcome" and everything that is not it, from several speech engines.
+
+Layout of the package, one job per module:
+
+* ``settings`` — the ``data.corpus`` config, and the keys that cache parts and views;
+* ``texts`` — what is said (keyword utterances, other speech, confusables);
+* ``engines/`` — how it is said: espeak-ng, festival, SVOX Pico, Piper, Kokoro, one module each;
+* ``noise`` — noise-only files; ``plan`` — every file decided up front from the seed;
+* ``build`` — one part synthesized, resumable and parallel; ``view`` — parts joined, splits assigned;
+* ``manifest`` — the CSV everything else reads; ``users`` — a user's own recordings as rows.
+
+``build_corpus(cfg, root)`` is the door: it builds every part the config uses
+that is missing (each cached under ``root/<engine>-<key>/``), writes the view
+and returns its ``manifest.csv``. ``data``, ``streams`` and ``mining`` need
+only that manifest (``read_manifest``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from audioconv.corpus.build import build_part, part_dir
+from audioconv.corpus.engines import ENGINES, SynthesisError
+from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, complete, read_manifest, summarize
+from audioconv.corpus.settings import CorpusConfig, plain, view_key
+from audioconv.corpus.users import USER_SUBFOLDERS, user_corpus_rows
+from audioconv.corpus.view import view_dir, write_view
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ENGINES", "KINDS", "MANIFEST_COLUMNS", "SPLITS", "CorpusConfig", "SynthesisError", "USER_SUBFOLDERS",
+    "build_corpus", "corpus_dir", "part_dir", "read_manifest", "summarize", "user_corpus_rows", "view_key",
+]
+
+
+def corpus_dir(cfg: Mapping[str, Any], root: str | os.PathLike) -> Path:
+    """The folder of the view that ``cfg`` describes (its ``manifest.csv`` is what training reads)."""
+    return view_dir(cfg, root)
+
+
+def used_parts(cfg: Mapping[str, Any]) -> list[str]:
+    """The engines the config uses, then the noise part."""
+    values = plain(cfg)
+    unknown = sorted(set(values["use"]) - set(ENGINES))
+    if unknown:
+        raise ValueError(f"corpus.use: unknown engines {unknown}; known: {sorted(ENGINES)}")
+    return [*values["use"], "noise"]
+
+
+def build_corpus(cfg: Mapping[str, Any], root: str | os.PathLike, workers: int | None = None) -> Path:
+    """Build the parts ``cfg`` uses that are missing, write its view, return the view's manifest path.
+
+    A part that exists is never rebuilt; ``workers`` changes only the speed.
+    Workers are spawned processes, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
+    """
+    values = plain(cfg)
+    CorpusConfig.from_mapping(values)  # fail on a misspelt setting before any synthesis
+    parts = used_parts(values)
+    manifest = view_dir(values, root) / "manifest.csv"
+    if complete(manifest):
+        return manifest
+    return write_view(values, {part: build_part(values, part, root, workers) for part in parts}, root)
