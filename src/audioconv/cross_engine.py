@@ -1,0 +1,203 @@
+"""Cross-engine validation: for each speech engine in turn, train without it and listen for its voices.
+
+A detector is only as good as its recall on voices it never heard. For every
+engine family E (espeak-ng, festival, Pico, Piper, Kokoro):
+
+1. **train** with ``data.corpus.splits.heldout_engines=[E]`` (every voice of E moves
+   to the held-out split; the corpus parts are reused, only the view changes);
+2. **compose** long streams from E's voices alone, with the conventions of
+   ``scripts/make_streams.py`` (other speech and confusable words between the
+   keywords, noise and music at 5–20 dB SNR, reverberation, gain);
+3. **evaluate** them as ``scripts/evaluate.py`` does (shared/DESIGN.md): recall at
+   ≤ 1 and ≤ 0.5 false alarms per hour, recall and FA/h at a given threshold,
+   per voice.
+
+The folds share one sweep, so ``pooled_threshold`` finds the one threshold
+that keeps every fold's false alarms, pooled, at or under a target: that is
+how the shipped threshold is chosen (on voices the model did not train on).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from audioconv import corpus, evaluate, streams
+from audioconv.evaluate import ModelEvaluation
+
+RESULTS_FILE = "cross_engine.json"
+TABLE_FILE = "cross_engine.md"
+
+
+@dataclass
+class Fold:
+    """One engine held out: where its run, streams and evaluation live."""
+
+    engine: str
+    folder: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder / "run"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.ckpt"
+
+    @property
+    def truth(self) -> Path:
+        return self.folder / "streams" / "truth.csv"
+
+
+def fold_overrides(engine: str, overrides: Sequence[str]) -> list[str]:
+    """The Hydra overrides of a fold: the caller's, then ``engine`` held out (and no single held-out voice)."""
+    return [*overrides, f"data.corpus.splits.heldout_engines=[{engine}]", "data.corpus.splits.heldout_voices=[]"]
+
+
+def train_fold(fold: Fold, overrides: Sequence[str], train_script: Path) -> Path:
+    """Train one fold with ``train.py`` in a child process (its own Hydra run); return the best checkpoint.
+
+    A finished fold (its ``metrics.json`` exists) is not trained again, so an
+    interrupted sweep resumes where it stopped.
+    """
+    if (fold.run_dir / "metrics.json").is_file() and fold.checkpoint.is_file():
+        return fold.checkpoint
+    command = [sys.executable, str(train_script), *fold_overrides(fold.engine, overrides),
+               f"hydra.run.dir={fold.run_dir}"]
+    subprocess.run(command, check=True, cwd=train_script.parent)
+    return fold.checkpoint
+
+
+def make_fold_streams(
+    fold: Fold, rows: Sequence[dict], config: streams.StreamConfig, count: int, seed: int
+) -> dict[str, list[streams.Keyword]]:
+    """Long streams of the held-out engine's voices (``rows``: the fold's view), with their truth CSV."""
+    speech, noise_rows = streams.split_rows(rows, "heldout")
+    if not speech:
+        raise ValueError(f"{fold.engine}: the held-out split is empty (is the engine in data.corpus.use?)")
+    truth: dict[str, list[streams.Keyword]] = {}
+    for index in range(count):
+        name = f"stream_{index:03d}.flac"
+        wave, keywords = streams.compose_stream(speech, config, seed=[seed, index], noise_rows=noise_rows)
+        streams.save_stream(fold.truth.parent / name, wave, config.sample_rate)
+        truth[name] = keywords
+    streams.write_truth(fold.truth, truth)
+    return truth
+
+
+def evaluate_fold(fold: Fold, threshold: float | None) -> ModelEvaluation:
+    """Scan the fold's streams with its best checkpoint (at ``threshold``, else the checkpoint's own)."""
+    from audioconv import checkpoints, detect
+
+    model, info = checkpoints.load_detector(fold.checkpoint)
+    settings = detect.detection_settings(info, threshold)
+    truth = streams.read_truth(fold.truth)
+    files = streams.truth_paths(fold.truth, list(truth))
+    return evaluate.evaluate_models({fold.engine: (model, settings)}, files, truth)[0]
+
+
+def _counts_at(e: ModelEvaluation, threshold: float) -> tuple[int, int]:
+    """(hits, false alarms) of one fold when events scoring >= ``threshold`` are kept.
+
+    Sweep points sit at event scores, so the counts at any threshold are those
+    of the first point at or above it (none above: nothing is kept).
+    """
+    point = min((p for p in e.points if p.threshold >= threshold), key=lambda p: p.threshold, default=None)
+    return (point.hits, point.false_alarms) if point is not None else (0, 0)
+
+
+def pooled_threshold(evaluations: Sequence[ModelEvaluation], max_false_alarms_per_hour: float) -> tuple[float, float]:
+    """(threshold, pooled recall): the lowest swept threshold whose false alarms over every fold's
+    streams, pooled, stay at or under the target (the lowest keeps the most recall)."""
+    keywords = sum(e.keywords for e in evaluations)
+    hours = sum(e.hours for e in evaluations)
+    for threshold in sorted({p.threshold for e in evaluations for p in e.points}):
+        counts = [_counts_at(e, threshold) for e in evaluations]
+        if hours > 0 and sum(a for _, a in counts) / hours <= max_false_alarms_per_hour:
+            return threshold, sum(h for h, _ in counts) / keywords if keywords else float("nan")
+    return float("nan"), 0.0
+
+
+def fold_row(engine: str, e: ModelEvaluation, metrics: dict[str, Any]) -> dict[str, Any]:
+    recall_1, threshold_1 = e.at_targets.get(1.0, (float("nan"), float("nan")))
+    recall_05, _ = e.at_targets.get(0.5, (float("nan"), float("nan")))
+    return {
+        "engine": engine,
+        "keywords": e.keywords,
+        "hours": e.hours,
+        "recall_at_1_fa_per_hour": recall_1,
+        "threshold_at_1_fa_per_hour": threshold_1,
+        "recall_at_0.5_fa_per_hour": recall_05,
+        "threshold": e.settings["threshold"],
+        "recall_at_threshold": e.default.recall,
+        "false_alarms_per_hour_at_threshold": e.default.false_alarms_per_hour,
+        "heldout_clip_auroc": metrics.get("heldout/auroc", float("nan")),
+        "voices": e.voices,
+    }
+
+
+def format_table(rows: Sequence[dict[str, Any]], pooled: dict[str, Any]) -> str:
+    """The README table: one line per held-out engine, then the pooled threshold."""
+    f = evaluate._fmt  # noqa: SLF001 - one number format for every report
+    lines = [
+        "| held-out engine | keywords | hours | recall @ ≤1 FA/h | recall @ ≤0.5 FA/h | threshold | recall @ threshold "
+        "| FA/h @ threshold | clip AUROC |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['engine']} | {r['keywords']} | {r['hours']:.2f} | {f(r['recall_at_1_fa_per_hour'])} "
+            f"| {f(r['recall_at_0.5_fa_per_hour'])} | {r['threshold']:.2f} | {f(r['recall_at_threshold'])} "
+            f"| {f(r['false_alarms_per_hour_at_threshold'], '.1f')} | {f(r['heldout_clip_auroc'], '.4f')} |"
+        )
+    lines.append("")
+    lines.append(f"Pooled over every fold: threshold {f(pooled['threshold'])} keeps ≤ {pooled['target']:g} FA/h "
+                 f"with recall {f(pooled['recall'])}.")
+    lines.append("")
+    lines.append("| held-out engine | voice | keywords | recall @ threshold | recall @ ≤1 FA/h |")
+    lines.append("|---|---|---|---|---|")
+    for r in rows:
+        for v in r["voices"]:
+            lines.append(f"| {r['engine']} | {v['voice']} | {v['keywords']} | {f(v['recall'])} "
+                         f"| {f(v.get('recall_at_1_fa_per_hour', float('nan')))} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(
+    engines: Sequence[str],
+    overrides: Sequence[str],
+    out: Path,
+    repo_root: Path,
+    stream_config: streams.StreamConfig,
+    count: int,
+    seed: int,
+    threshold: float | None,
+    target: float = 1.0,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
+    rows, evaluations = [], []
+    for engine in engines:
+        fold = Fold(engine, out / engine)
+        view = streams.default_manifest(repo_root, fold_overrides(engine, overrides))
+        progress(f"[{engine}] training without it (view {view.parent.name})")
+        train_fold(fold, overrides, repo_root / "train.py")
+        if not fold.truth.is_file():
+            make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed)
+        progress(f"[{engine}] scanning {count} stream(s) of its voices")
+        evaluation = evaluate_fold(fold, threshold)
+        metrics = json.loads((fold.run_dir / "metrics.json").read_text())
+        rows.append(fold_row(engine, evaluation, metrics.get("metrics", metrics)))
+        evaluations.append(evaluation)
+        progress(f"[{engine}] recall at <=1 FA/h {rows[-1]['recall_at_1_fa_per_hour']:.3f}")
+    pooled_value, pooled_recall = pooled_threshold(evaluations, target)
+    pooled = {"target": target, "threshold": pooled_value, "recall": pooled_recall}
+    result = {"overrides": list(overrides), "folds": rows, "pooled": pooled}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS_FILE).write_text(json.dumps(evaluate.jsonable(result), indent=2) + "\n")
+    (out / TABLE_FILE).write_text(format_table(rows, pooled))
+    return result
