@@ -6,15 +6,35 @@ it or in what order: the same config and seed give the same data.
 
 librosa does the offline-quality signal work (pitch shift that keeps duration);
 scipy convolves the reverberation; everything else is a line of numpy.
+
+Augmentations that change the speaker (formant warp), the room (rooms simulated
+with pyroomacoustics) and the channel (random EQ and tilt, band-limiting, a
+telephone line, clipping, slow gain changes) all keep the clip's length and
+move nothing in time, so the keyword's span in the clip stays right. The
+``speaker``, ``room``, ``channel`` and ``level`` functions at the end apply them
+in the order a real recording meets them; each draws nothing from the generator
+when its probability is 0, so a config with them off gives exactly the clips it
+gave before they existed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 import librosa
 import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import fftconvolve
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,32 @@ class AugmentConfig:
     noise_prob: float = 0.8
     snr_range_db: tuple[float, float] = (0.0, 25.0)
     gain_range_db: tuple[float, float] = (-18.0, 6.0)
+    # --- speaker: spectral-envelope (formant) warp, pitch and timing kept; >1 = shorter vocal tract
+    formant_prob: float = 0.0
+    formant_range: tuple[float, float] = (0.85, 1.15)
+    # --- rooms simulated with pyroomacoustics (a seeded bank, cached on disk); exclusive with reverb_prob
+    rir_prob: float = 0.0
+    rir_count: int = 64
+    rir_rt60_range: tuple[float, float] = (0.2, 1.0)
+    rir_room_size_range: tuple[float, float] = (3.0, 10.0)  # floor length and width, metres
+    rir_room_height_range: tuple[float, float] = (2.4, 4.0)
+    rir_seed: int = 0
+    # --- channel, after the noise: EQ, clipping, then telephone line or band-limit
+    eq_prob: float = 0.0
+    eq_bands: tuple[int, int] = (1, 4)  # peaking / shelving biquads per clip
+    eq_gain_db: float = 8.0  # each filter's gain is uniform in +-this
+    eq_tilt_db_per_octave: float = 2.0  # plus a spectral tilt uniform in +-this (0 dB at 1 kHz)
+    clipping_prob: float = 0.0
+    clipping_level_range: tuple[float, float] = (0.1, 0.6)  # fraction of the clip's peak where clipping starts
+    clipping_soft_prob: float = 0.5  # tanh saturation instead of a hard clip
+    telephone_prob: float = 0.0  # 8 kHz line: band-pass, optional mu-law, back to the clip's rate
+    telephone_lowpass_hz: tuple[float, float] = (3000.0, 3700.0)
+    telephone_highpass_hz: tuple[float, float] = (200.0, 400.0)
+    telephone_mulaw_prob: float = 0.7
+    bandlimit_prob: float = 0.0  # low-pass only (clips that did not go through the telephone)
+    bandlimit_cutoff_hz: tuple[float, float] = (3000.0, 4000.0)
+    gain_ramp_prob: float = 0.0  # slow level changes across the clip
+    gain_ramp_db: float = 12.0  # the level wanders within a range this wide
     sample_rate: int = 16_000
 
 
@@ -104,3 +150,396 @@ def apply_gain(wave: np.ndarray, gain_db: float) -> np.ndarray:
     if peak > 1.0:
         out = out / peak
     return out.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- speaker
+
+
+def _stft(wave: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
+    """[frames, n_fft // 2 + 1]: frames centred on multiples of ``hop`` (zero padding at the ends)."""
+    padded = np.pad(wave, n_fft // 2)
+    return scipy.fft.rfft(sliding_window_view(padded, n_fft)[::hop] * window, axis=-1)
+
+
+def _istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray, length: int) -> np.ndarray:
+    """Weighted overlap-add inverse of ``_stft`` (``hop`` must divide ``n_fft``): exact when ``spec`` is unchanged."""
+    frames = scipy.fft.irfft(spec, n_fft, axis=-1)
+    frames *= window
+    parts, count = n_fft // hop, len(frames)
+    chunks, weights = frames.reshape(count, parts, hop), (window**2).reshape(parts, hop)
+    out = np.zeros((count + parts - 1, hop), dtype=frames.dtype)
+    norm = np.zeros((count + parts - 1, hop), dtype=frames.dtype)
+    for k in range(parts):  # chunk k of frame f lands in output block f + k
+        out[k : k + count] += chunks[:, k]
+        norm[k : k + count] += weights[k]
+    out, norm = out.ravel(), norm.ravel()
+    return (out / np.maximum(norm, 1e-8))[n_fft // 2 : n_fft // 2 + length]
+
+
+def shift_formants(wave: np.ndarray, factor: float, sample_rate: int, lifter_seconds: float = 0.0015) -> np.ndarray:
+    """Move the formants by ``factor`` (a vocal-tract-length change) keeping pitch, timing and phase.
+
+    Each STFT frame's log magnitude is split into a smooth envelope (cepstrum
+    liftered below ``lifter_seconds``, shorter than any pitch period) and the
+    fine structure (the harmonics). Only the envelope is warped along frequency
+    (new envelope at f = old envelope at f / factor); the harmonics and the
+    phase stay where they are, so the result is resynthesized with the
+    original phase and nothing moves in time. Per-bin gain changes are bounded
+    to +-24 dB so that empty bands are not blown up.
+    """
+    n_fft, hop = 512, 128
+    if len(wave) < n_fft or factor == 1.0:
+        return wave.astype(np.float32)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)  # periodic Hann
+    spec = _stft(wave.astype(np.float32), n_fft, hop, window)  # [frames, bins]
+    bins = spec.shape[1]
+    # a log-magnitude spectrum (rfft bins) is real and even: its cepstrum is its DCT-I
+    log_mag = np.abs(spec)
+    log_mag += 1e-7
+    cepstrum = scipy.fft.dct(np.log(log_mag, out=log_mag), type=1, axis=-1)
+    cepstrum[:, max(2, int(lifter_seconds * sample_rate)) :] = 0.0
+    envelope = scipy.fft.idct(cepstrum, type=1, axis=-1)
+    source = np.clip(np.arange(bins) / factor, 0, bins - 1)  # the warped envelope at bin k is the old one at k / factor
+    low = np.floor(source).astype(np.int64)
+    weight = (source - low).astype(np.float32)
+    change = envelope[:, low]  # becomes the log gain per frame and bin (in place: these arrays are large)
+    change *= 1 - weight
+    upper = envelope[:, np.minimum(low + 1, bins - 1)]
+    upper *= weight
+    change += upper
+    change -= envelope
+    limit = 24.0 / 20.0 * np.log(10.0)
+    spec *= np.exp(np.clip(change, -limit, limit, out=change), out=change)
+    return _istft(spec, n_fft, hop, window, len(wave)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- rooms
+
+
+def simulate_rir(
+    rng: np.random.Generator,
+    sample_rate: int,
+    rt60_range: Sequence[float],
+    size_range: Sequence[float],
+    height_range: Sequence[float],
+    max_order: int = 60,
+) -> np.ndarray:
+    """A shoebox room's impulse response (pyroomacoustics image sources), direct path at index 0.
+
+    Random room size, target RT60 (wall absorption by Sabine's formula), source
+    and microphone at least 0.5 m from the walls and from each other. The
+    leading delay (distance / c, plus the fractional-delay filter's half
+    length) is cut and the response scaled so that its first sample, the
+    direct path, is 1: convolving with it does not move the keyword in time.
+    The tail is cut at the target RT60 (there it is 60 dB down).
+    """
+    import pyroomacoustics as pra
+
+    for _ in range(100):
+        dims = np.array([rng.uniform(*size_range), rng.uniform(*size_range), rng.uniform(*height_range)])
+        rt60 = float(rng.uniform(*rt60_range))
+        source, mic = (rng.uniform(0.5, dims - 0.5) for _ in range(2))
+        if np.linalg.norm(source - mic) < 0.5:
+            continue
+        try:
+            absorption, order = pra.inverse_sabine(rt60, dims)
+        except ValueError:  # this room cannot be that reverberant (absorption would be < 0): draw another
+            continue
+        room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption), max_order=min(order, max_order))
+        room.add_source(source)
+        room.add_microphone(mic)
+        room.compute_rir()
+        response = np.asarray(room.rir[0][0], dtype=np.float64)
+        direct = np.linalg.norm(source - mic) / pra.constants.get("c") * sample_rate
+        expected = int(round(direct)) + pra.constants.get("frac_delay_length") // 2
+        lo = max(0, expected - 3)
+        peak = lo + int(np.argmax(np.abs(response[lo : expected + 4])))
+        response = response[peak : peak + max(2, int(rt60 * sample_rate))]
+        return (response / response[0]).astype(np.float32)
+    raise RuntimeError(f"no room found for RT60 {rt60_range} and sizes {size_range} x {height_range}")
+
+
+_RIR_BANKS: dict[str, list[np.ndarray]] = {}
+_RIR_VERSION = 1
+
+
+def rir_bank_key(aug: AugmentConfig) -> str:
+    settings = {
+        "version": _RIR_VERSION,
+        "count": aug.rir_count,
+        "rt60": list(aug.rir_rt60_range),
+        "size": list(aug.rir_room_size_range),
+        "height": list(aug.rir_room_height_range),
+        "seed": aug.rir_seed,
+        "sample_rate": aug.sample_rate,
+    }
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def rir_bank(aug: AugmentConfig, cache_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """``aug.rir_count`` simulated room responses, seeded by ``aug.rir_seed`` (response i from [seed, i]).
+
+    Computed once per process (memoized by settings) and, with ``cache_dir``,
+    once per machine: ``cache_dir/<key>.npz``, written atomically. Without
+    pyroomacoustics, one warning and an empty bank (the synthetic rooms remain).
+    """
+    key = rir_bank_key(aug)
+    if key in _RIR_BANKS:
+        return _RIR_BANKS[key]
+    path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            buffer, offsets = stored["buffer"], stored["offsets"]
+        bank = [buffer[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+    else:
+        try:
+            import pyroomacoustics  # noqa: F401
+        except ImportError:
+            log.warning("pyroomacoustics is not installed: no simulated rooms (pip install pyroomacoustics)")
+            _RIR_BANKS[key] = []
+            return []
+        log.info("simulating %d room impulse responses (once; cached as %s)", aug.rir_count, path or "-")
+        bank = [
+            simulate_rir(
+                np.random.default_rng([aug.rir_seed, i]),
+                aug.sample_rate,
+                aug.rir_rt60_range,
+                aug.rir_room_size_range,
+                aug.rir_room_height_range,
+            )
+            for i in range(aug.rir_count)
+        ]
+        if path is not None:
+            _save_npz(path, buffer=np.concatenate(bank), offsets=np.cumsum([0] + [len(r) for r in bank]))
+    _RIR_BANKS[key] = bank
+    return bank
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- channel
+
+
+def _biquad(kind: str, freq: float, gain_db: float, q: float, sample_rate: int) -> np.ndarray:
+    """One RBJ-cookbook biquad (peaking, lowshelf or highshelf) as an sos row."""
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * freq / sample_rate
+    cos, alpha = np.cos(w0), np.sin(w0) / (2 * q)
+    if kind == "peaking":
+        b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
+        den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
+    else:
+        sign = 1 if kind == "lowshelf" else -1
+        root = 2 * np.sqrt(a) * alpha
+        b = [
+            a * ((a + 1) - sign * (a - 1) * cos + root),
+            sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
+            a * ((a + 1) - sign * (a - 1) * cos - root),
+        ]
+        den = [(a + 1) + sign * (a - 1) * cos + root, -sign * 2 * ((a - 1) + sign * (a + 1) * cos), (a + 1) + sign * (a - 1) * cos - root]
+    return np.concatenate([b, den]) / den[0]
+
+
+def _sos_magnitude(sos: np.ndarray, omega: np.ndarray) -> np.ndarray:
+    """|H(e^{j omega})| of biquads in series (rows b0 b1 b2 a0=1 a1 a2), without complex arithmetic."""
+    cos1, cos2 = np.cos(omega), np.cos(2 * omega)
+    power = np.ones_like(omega)
+    for b0, b1, b2, a0, a1, a2 in sos:
+        numerator = b0 * b0 + b1 * b1 + b2 * b2 + 2 * (b0 * b1 + b1 * b2) * cos1 + 2 * b0 * b2 * cos2
+        denominator = a0 * a0 + a1 * a1 + a2 * a2 + 2 * (a0 * a1 + a1 * a2) * cos1 + 2 * a0 * a2 * cos2
+        power *= numerator / denominator
+    return np.sqrt(np.maximum(power, 0.0))
+
+
+def random_eq(
+    wave: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    bands: Sequence[int] = (1, 4),
+    gain_db: float = 8.0,
+    tilt_db_per_octave: float = 2.0,
+) -> np.ndarray:
+    """A random microphone / loudspeaker colouring: a few biquads and a spectral tilt, zero phase.
+
+    Peaking filters (100 Hz .. 0.8 Nyquist, log-uniform; Q 0.5 .. 3) and low /
+    high shelves, each with a gain uniform in +-``gain_db``, plus a tilt of
+    up to +-``tilt_db_per_octave`` around 1 kHz (flat below 100 Hz). The
+    summed magnitude response is applied in the frequency domain with zero
+    phase (the clip is zero-padded against wrap-around), so nothing is delayed.
+    """
+    n = len(wave)
+    size = scipy.fft.next_fast_len(n + 2048, real=True)  # 128 ms of zeros take the filters' ringing
+    freqs = np.fft.rfftfreq(size, 1 / sample_rate)
+    sections = []
+    for _ in range(int(rng.integers(bands[0], bands[1] + 1))):
+        kind = rng.choice(["peaking", "peaking", "lowshelf", "highshelf"])
+        if kind == "peaking":
+            freq, q = float(np.exp(rng.uniform(np.log(100.0), np.log(0.4 * sample_rate)))), float(rng.uniform(0.5, 3.0))
+        elif kind == "lowshelf":
+            freq, q = float(rng.uniform(100.0, 600.0)), 0.707
+        else:
+            freq, q = float(rng.uniform(2000.0, 0.4 * sample_rate)), 0.707
+        sections.append(_biquad(str(kind), freq, float(rng.uniform(-gain_db, gain_db)), q, sample_rate))
+    grid = np.linspace(0, sample_rate / 2, 1025)  # smooth responses: computed on a 7.8 Hz grid, interpolated
+    response = _sos_magnitude(np.array(sections).reshape(-1, 6), 2 * np.pi * grid / sample_rate)
+    tilt = float(rng.uniform(-tilt_db_per_octave, tilt_db_per_octave))
+    response *= 10 ** (tilt * np.log2(np.maximum(grid, 100.0) / 1000.0) / 20)
+    spectrum = scipy.fft.rfft(wave, size)
+    spectrum *= np.interp(freqs, grid, response)
+    out = scipy.fft.irfft(spectrum, size)[:n]
+    return out.astype(np.float32)
+
+
+def _fft_size(samples: int) -> int:
+    """An even, fast FFT length with 128 ms (at 16 kHz) of zeros after the clip to take the filters' ringing."""
+    return 2 * scipy.fft.next_fast_len((samples + 2048 + 1) // 2, real=True)
+
+
+def _butterworth(freqs: np.ndarray, cutoff_hz: float, order: int, highpass: bool = False) -> np.ndarray:
+    """Magnitude of an order-``order`` Butterworth filter run forwards and backwards: 1 / (1 + (f/fc)^(2 order))."""
+    ratio = cutoff_hz / np.maximum(freqs, 1e-3) if highpass else freqs / cutoff_hz
+    return 1.0 / (1.0 + ratio ** (2 * order))
+
+
+def band_limit(wave: np.ndarray, cutoff_hz: float, sample_rate: int, highpass_hz: float | None = None) -> np.ndarray:
+    """Zero-phase low-pass at ``cutoff_hz`` (Butterworth order 12, forwards-backwards), optional order-4 high-pass.
+
+    Applied as a magnitude in the frequency domain (one FFT pair, zero-padded
+    against wrap-around): a few times cheaper than filtering in time, and
+    nothing is delayed.
+    """
+    size = _fft_size(len(wave))
+    freqs = np.fft.rfftfreq(size, 1 / sample_rate)
+    gain = _butterworth(freqs, cutoff_hz, 12)
+    if highpass_hz:
+        gain = gain * _butterworth(freqs, highpass_hz, 4, highpass=True)
+    return scipy.fft.irfft(scipy.fft.rfft(wave, size) * gain, size)[: len(wave)].astype(np.float32)
+
+
+def mu_law(wave: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Quantize to ``bits``-bit mu-law (G.711-like, mu = 2**bits - 1) and back: fine steps near 0, coarse at the top."""
+    mu = 2.0**bits - 1
+    x = np.clip(wave, -1.0, 1.0)
+    coded = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    coded = np.round((coded + 1) / 2 * mu) / mu * 2 - 1
+    return (np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(mu)) / mu).astype(np.float32)
+
+
+def telephone(
+    wave: np.ndarray,
+    rng: np.random.Generator,
+    sample_rate: int,
+    lowpass_hz: Sequence[float] = (3000.0, 3700.0),
+    highpass_hz: Sequence[float] = (200.0, 400.0),
+    mulaw_prob: float = 0.7,
+) -> np.ndarray:
+    """A telephone line: band-pass (random edges, nothing at or above 4 kHz), optionally 8-bit mu-law at 8 kHz.
+
+    The band-pass (steep order-16 low-pass, order-4 high-pass, both zero-phase)
+    is applied in the frequency domain, where everything at or above the 8 kHz
+    line's Nyquist frequency is also zeroed. The signal is then exactly
+    representable at 8 kHz: for the mu-law codec it is decimated to 8 kHz
+    (every ``sample_rate // 8000``-th sample), quantized, and brought back to
+    ``sample_rate`` by ideal (spectral zero-padding) interpolation, band-passed
+    again as the receiving end would. Without the codec, the 8 kHz round trip
+    is the identity and is skipped. Length and timing are kept.
+    """
+    line_rate = 8000
+    ratio = sample_rate // line_rate
+    if ratio * line_rate != sample_rate:
+        raise ValueError(f"telephone needs a sample rate that is a multiple of {line_rate} Hz, not {sample_rate}")
+    n, size = len(wave), _fft_size(len(wave))
+    freqs = np.fft.rfftfreq(size, 1 / sample_rate)
+    cutoff = min(float(rng.uniform(*lowpass_hz)), 0.95 * line_rate / 2)
+    gain = _butterworth(freqs, cutoff, 16) * _butterworth(freqs, float(rng.uniform(*highpass_hz)), 4, highpass=True)
+    gain[freqs >= line_rate / 2] = 0.0
+    spectrum = scipy.fft.rfft(wave, size) * gain
+    if rng.random() < mulaw_prob:
+        line = scipy.fft.irfft(spectrum, size)[::ratio]  # exact: nothing is left at or above 4 kHz
+        peak = float(np.max(np.abs(line[: -(-n // ratio)]))) + 1e-9
+        level = float(rng.uniform(0.1, 1.0))  # where the line's full scale sits relative to this clip
+        line = mu_law(line * (level / peak)) * (peak / level)
+        narrow = scipy.fft.rfft(line)
+        spectrum = np.zeros(size // 2 + 1, dtype=narrow.dtype)
+        spectrum[: len(narrow)] = narrow * ratio
+        spectrum *= gain
+    return scipy.fft.irfft(spectrum, size)[:n].astype(np.float32)
+
+
+def clip_distortion(wave: np.ndarray, level: float, soft: bool) -> np.ndarray:
+    """Clip at ``level`` times the clip's peak: hard (flat tops) or soft (tanh saturation)."""
+    threshold = level * (float(np.max(np.abs(wave))) + 1e-9)
+    if soft:
+        return (threshold * np.tanh(wave / threshold)).astype(np.float32)
+    return np.clip(wave, -threshold, threshold).astype(np.float32)
+
+
+def gain_ramp(wave: np.ndarray, rng: np.random.Generator, range_db: float) -> np.ndarray:
+    """Slow level changes: a gain in dB interpolated linearly between 2-4 random knots across the clip."""
+    knots = int(rng.integers(2, 5))
+    gains = rng.uniform(-range_db / 2, range_db / 2, size=knots)
+    envelope = np.interp(np.arange(len(wave)), np.linspace(0, len(wave) - 1, knots), gains)
+    return (wave * 10 ** (envelope / 20)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the chain (ClipDataset.make_clip)
+
+
+def _happens(rng: np.random.Generator, prob: float) -> bool:
+    """A draw only when the augmentation is on: with prob 0 the random stream is untouched."""
+    return prob > 0 and rng.random() < prob
+
+
+def speaker(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Speaker changes that keep timing: the formant warp (pitch is ``shift_pitch``, drawn before)."""
+    if _happens(rng, aug.formant_prob):
+        low, high = np.log(aug.formant_range[0]), np.log(aug.formant_range[1])
+        clip = shift_formants(clip, float(np.exp(rng.uniform(low, high))), aug.sample_rate)
+    return clip
+
+
+def room(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator, rooms: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Reverberation: a simulated room from ``rooms`` (share ``rir_prob``), else a synthetic one (``reverb_prob``).
+
+    One draw decides between them; without a bank (no pyroomacoustics) the
+    simulated share falls back to synthetic rooms.
+    """
+    draw = rng.random()
+    if draw < aug.rir_prob and len(rooms):
+        return reverberate(clip, rooms[int(rng.integers(len(rooms)))])
+    if draw < aug.rir_prob + aug.reverb_prob:
+        response = synthetic_room(rng, float(rng.uniform(*aug.reverb_t60_range)), aug.sample_rate)
+        return reverberate(clip, response)
+    return clip
+
+
+def channel(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """What the line does to speech and noise alike: EQ, clipping, then a telephone line or a low-pass."""
+    sr = aug.sample_rate
+    if _happens(rng, aug.eq_prob):
+        clip = random_eq(clip, rng, sr, aug.eq_bands, aug.eq_gain_db, aug.eq_tilt_db_per_octave)
+    if _happens(rng, aug.clipping_prob):
+        level = float(rng.uniform(*aug.clipping_level_range))
+        clip = clip_distortion(clip, level, soft=bool(rng.random() < aug.clipping_soft_prob))
+    if _happens(rng, aug.telephone_prob):
+        clip = telephone(clip, rng, sr, aug.telephone_lowpass_hz, aug.telephone_highpass_hz, aug.telephone_mulaw_prob)
+    elif _happens(rng, aug.bandlimit_prob):
+        clip = band_limit(clip, float(rng.uniform(*aug.bandlimit_cutoff_hz)), sr)
+    return clip
+
+
+def level(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Last: slow gain changes across the clip, then the overall gain."""
+    if _happens(rng, aug.gain_ramp_prob):
+        clip = gain_ramp(clip, rng, aug.gain_ramp_db)
+    return apply_gain(clip, float(rng.uniform(*aug.gain_range_db)))

@@ -1,0 +1,272 @@
+"""Speaker, room and channel augmentation: seeded, length-keeping, and the keyword stays where it was."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioconv import augment, backgrounds
+from audioconv.augment import AugmentConfig
+from audioconv.data import ClipDataset, WaveStore
+
+SR = 16_000
+BURST = (0.5, 0.8)  # seconds: where the "keyword" sits in the 1.5 s test clip
+TOLERANCE = 0.005  # seconds
+
+
+def tone_burst(seconds: float = 1.5, span: tuple[float, float] = BURST) -> np.ndarray:
+    """Harmonics of 500 Hz (inside the telephone band) with 10 ms ramps, zero elsewhere."""
+    t = np.arange(int(seconds * SR)) / SR
+    tone = sum(np.sin(2 * np.pi * 500 * k * t) / k for k in (1, 2, 3))
+    envelope = np.clip(np.minimum(t - span[0], span[1] - t) / 0.01, 0, 1)
+    return (0.3 * tone * envelope).astype(np.float32)
+
+
+def envelope(wave: np.ndarray) -> np.ndarray:
+    """Short-time RMS over 5 ms."""
+    return np.sqrt(np.convolve(np.square(wave, dtype=np.float64), np.ones(80) / 80, mode="same"))
+
+
+def onset_offset(wave: np.ndarray, fraction: float = 0.25) -> tuple[float, float]:
+    """First and last time the envelope is above ``fraction`` of its maximum."""
+    env = envelope(wave)
+    above = np.nonzero(env > fraction * env.max())[0]
+    return above[0] / SR, above[-1] / SR
+
+
+def best_lag(reference: np.ndarray, wave: np.ndarray, max_lag: int = 1600) -> float:
+    """Seconds by which ``wave``'s energy envelope is shifted against ``reference``'s (cross-correlation peak)."""
+    a, b = envelope(reference), envelope(wave)
+    lags = np.arange(-max_lag, max_lag + 1, 8)
+    scores = [np.dot(a[max(0, -k) : len(a) - max(0, k)], b[max(0, k) : len(b) - max(0, -k)]) for k in lags]
+    return lags[int(np.argmax(scores))] / SR
+
+
+def energy_above(wave: np.ndarray, hz: float) -> float:
+    power = np.abs(np.fft.rfft(wave.astype(np.float64))) ** 2
+    return float(power[np.fft.rfftfreq(len(wave), 1 / SR) > hz].sum() / power.sum())
+
+
+def small_rooms(count: int = 2) -> AugmentConfig:
+    return AugmentConfig(rir_count=count, rir_rt60_range=(0.3, 0.5), rir_room_size_range=(3.0, 5.0), rir_room_height_range=(2.4, 3.0))
+
+
+# each maps (wave, generator) to a wave; all are drawn from the generator only
+AUGMENTATIONS = {
+    "formants_down": lambda w, rng: augment.shift_formants(w, float(rng.uniform(0.85, 0.9)), SR),
+    "formants_up": lambda w, rng: augment.shift_formants(w, float(rng.uniform(1.1, 1.15)), SR),
+    "pitch_wide": lambda w, rng: augment.shift_pitch(w, float(rng.uniform(3.0, 4.0)), SR),
+    "eq": lambda w, rng: augment.random_eq(w, rng, SR, (3, 4), 10.0, 3.0),
+    "band_limit": lambda w, rng: augment.band_limit(w, float(rng.uniform(3000, 4000)), SR),
+    "telephone": lambda w, rng: augment.telephone(w, rng, SR, mulaw_prob=1.0),
+    "telephone_linear": lambda w, rng: augment.telephone(w, rng, SR, mulaw_prob=0.0),
+    "clip_hard": lambda w, rng: augment.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=False),
+    "clip_soft": lambda w, rng: augment.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=True),
+    "gain_ramp": lambda w, rng: augment.gain_ramp(w, rng, 12.0),
+    "synthetic_room": lambda w, rng: augment.reverberate(w, augment.synthetic_room(rng, 0.6, SR)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_seeded_length_keeping_and_in_place(name: str) -> None:
+    wave = tone_burst()
+    first = AUGMENTATIONS[name](wave, np.random.default_rng(7))
+    again = AUGMENTATIONS[name](wave, np.random.default_rng(7))
+    assert first.dtype == np.float32 and len(first) == len(wave)
+    assert np.array_equal(first, again), "same seed, same output"
+    assert np.all(np.isfinite(first))
+    # librosa's phase-vocoder pitch shift smears onsets by ~10 ms: still well inside one 20 ms hop
+    tolerance = 0.015 if name == "pitch_wide" else TOLERANCE
+    start, end = onset_offset(first)
+    assert abs(start - BURST[0]) < tolerance, f"{name}: the burst starts at {start:.4f} s"
+    if name not in ("synthetic_room", "gain_ramp"):  # a reverberant tail / a level change moves the end
+        assert abs(end - BURST[1]) < tolerance, f"{name}: the burst ends at {end:.4f} s"
+    assert abs(best_lag(wave, first)) < tolerance, f"{name}: the energy envelope is shifted"
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.15])
+def test_formant_shift_moves_the_envelope_not_the_pitch(factor: float) -> None:
+    """A 120 Hz harmonic comb under one broad resonance: the resonance moves by the factor, the harmonics stay."""
+    t = np.arange(SR) / SR
+    harmonics = np.arange(1, 60)
+    weights = np.exp(-0.5 * ((harmonics * 120 - 2000) / 600) ** 2)  # a "formant" at 2 kHz
+    wave = (np.sin(2 * np.pi * 120 * np.outer(harmonics, t)) * weights[:, None]).sum(0)
+    wave = (0.5 * wave / np.abs(wave).max()).astype(np.float32)
+    freqs = np.fft.rfftfreq(len(wave), 1 / SR)
+
+    def power(x: np.ndarray) -> np.ndarray:
+        return np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+
+    out = augment.shift_formants(wave, factor, SR)
+    before, after = power(wave), power(out)
+    on_harmonics = np.isclose(freqs % 120, 0) | np.isclose(freqs % 120, 120)
+    near = np.convolve(on_harmonics, np.ones(5), mode="same") > 0  # the window's main lobe around each harmonic
+    assert after[near].sum() > 0.99 * after.sum(), "the energy stays on the 120 Hz harmonics: pitch unchanged"
+    centroid_ratio = (freqs * after).sum() / after.sum() / ((freqs * before).sum() / before.sum())
+    assert abs(centroid_ratio - factor) < 0.03, f"the resonance moved by {centroid_ratio:.3f}, not {factor}"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_telephone_and_band_limit_remove_the_top(seed: int) -> None:
+    noise = np.random.default_rng(seed).standard_normal(int(1.5 * SR)).astype(np.float32)
+    assert energy_above(noise, 4000) > 0.4
+    phone = augment.telephone(noise, np.random.default_rng(seed), SR, (3000, 3700), (200, 400), mulaw_prob=1.0)
+    assert energy_above(phone, 3700) < 1e-3 and energy_above(phone, 4000) < 1e-3
+    assert energy_above(phone, 200) > 0.99 * (1 - energy_above(phone, 3700)), "the low end is cut too"
+    cutoff = float(np.random.default_rng(seed).uniform(3000, 4000))
+    limited = augment.band_limit(noise, cutoff, SR)
+    assert energy_above(limited, cutoff * 1.1) < 1e-3
+    assert energy_above(limited, cutoff * 1.25) < 5e-4
+
+
+def test_mu_law_is_eight_bit() -> None:
+    levels = np.unique(augment.mu_law(np.linspace(-1, 1, 100_000, dtype=np.float32)))
+    assert 250 <= len(levels) <= 256
+
+
+def test_eq_changes_the_spectrum_within_bounds() -> None:
+    noise = np.random.default_rng(0).standard_normal(int(1.5 * SR)).astype(np.float32)
+    out = augment.random_eq(noise, np.random.default_rng(3), SR, (4, 4), 8.0, 2.0)
+    ratio = augment.rms(out) / augment.rms(noise)
+    assert not np.allclose(out, noise) and 0.1 < ratio < 10
+
+
+def test_simulated_rooms_start_with_the_direct_path(tmp_path: Path) -> None:
+    pytest.importorskip("pyroomacoustics")
+    augment._RIR_BANKS.clear()
+    bank = augment.rir_bank(small_rooms(3), tmp_path)
+    assert len(bank) == 3 and len(list(tmp_path.glob("*.npz"))) == 1, "cached on disk"
+    for response in bank:
+        assert int(np.argmax(np.abs(response))) == 0 and response[0] == 1.0, "direct path at index 0"
+        assert response.dtype == np.float32 and len(response) > 0.25 * SR
+    augment._RIR_BANKS.clear()
+    cached = augment.rir_bank(small_rooms(3), tmp_path)  # read back from disk
+    assert all(np.array_equal(a, b) for a, b in zip(bank, cached))
+    again = augment.simulate_rir(np.random.default_rng([0, 1]), SR, (0.3, 0.5), (3.0, 5.0), (2.4, 3.0))
+    assert np.array_equal(again, bank[1]), "response i is seeded by [rir_seed, i]"
+    wave = tone_burst()
+    wet = augment.reverberate(wave, bank[0])
+    assert len(wet) == len(wave)
+    assert abs(onset_offset(wet, fraction=0.1)[0] - BURST[0]) < TOLERANCE  # the tail raises the maximum
+    assert abs(best_lag(wave, wet)) < 0.02, "reverberation smears the end, not the start"
+    augment._RIR_BANKS.clear()
+
+
+def write_tone(path: Path, seconds: float, hz: float, rate: int = 22_050) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, 0.2 * np.sin(2 * np.pi * hz * t).astype(np.float32), rate)
+
+
+def test_backgrounds_are_split_by_source_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    music, loops = tmp_path / "music", tmp_path / "loops"
+    for i in range(10):
+        write_tone(music / f"track{i}.wav", 8.0, 200 + 50 * i)
+    for i in range(5):
+        write_tone(loops / f"loop{i}.flac", 2.5, 900 + 30 * i)
+    write_tone(loops / "hit.flac", 0.3, 1000)  # too short: skipped
+    config = {
+        "enabled": True,
+        "sources": [str(music / "*.wav"), str(loops / "*.flac")],
+        "count": 30,
+        "excerpt_seconds": 2.0,
+        "min_source_seconds": 1.0,
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "seed": 3,
+    }
+    cache = tmp_path / "cache"
+    found = backgrounds.load_backgrounds(config, cache)
+    assert set(found) == {"train", "val", "test"} and all(found.values())
+    assert all(w.dtype == np.float32 and len(w) <= 2.0 * SR + 1 for waves in found.values() for w in waves)
+    (folder,) = cache.iterdir()
+    index = json.loads((folder / "index.json").read_text())
+    splits_of: dict[str, set[str]] = {}
+    for entry in index["excerpts"]:
+        splits_of.setdefault(entry["source"], set()).add(entry["split"])
+    assert all(len(s) == 1 for s in splits_of.values()), "no source file in two splits"
+    assert not any("hit.flac" in source for source in splits_of)
+    assert {e["group"] for e in index["excerpts"]} == {0, 1}, "both groups are drawn from"
+    assert sum(len(w) for w in found.values()) == len(index["excerpts"]) <= 30
+
+    stamp = (folder / "index.json").stat().st_mtime_ns
+    again = backgrounds.load_backgrounds(config, cache)  # cached: not rebuilt, same audio
+    assert (folder / "index.json").stat().st_mtime_ns == stamp
+    assert all(np.array_equal(a, b) for split in found for a, b in zip(found[split], again[split]))
+
+    caplog.set_level(logging.INFO)
+    missing = backgrounds.load_backgrounds({**config, "sources": [str(tmp_path / "nothing" / "*.ogg")]}, cache)
+    assert missing == {} and len([r for r in caplog.records if r.name == "audioconv.backgrounds"]) == 1
+    assert backgrounds.load_backgrounds({**config, "enabled": False}, cache) == {}
+
+
+def test_defaults_are_off_and_draw_nothing() -> None:
+    aug = AugmentConfig()
+    new = [f.name for f in fields(AugmentConfig) if f.name.endswith("_prob") and f.name not in
+           ("context_prob", "speed_prob", "pitch_prob", "reverb_prob", "noise_prob")]
+    assert new and all(getattr(aug, name) == 0.0 for name in new if name not in ("clipping_soft_prob", "telephone_mulaw_prob"))
+    wave, rng = tone_burst(), np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert augment.speaker(wave, aug, rng) is wave and augment.channel(wave, aug, rng) is wave
+    assert rng.bit_generator.state == state, "an augmentation that is off draws nothing"
+
+
+def keyword_dataset(aug: AugmentConfig, rooms=()) -> ClipDataset:
+    """Two utterances (a keyword burst in silence, and a negative) and a noise file."""
+    utterance = tone_burst(2.0, (0.7, 1.1))
+    rows = [
+        {"label": 1, "kind": "keyword", "text": "welcome", "kw_start": 0.7, "kw_end": 1.1},
+        {"label": 0, "kind": "speech", "text": "hello there", "kw_start": -1.0, "kw_end": -1.0},
+    ]
+    noise = np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32) * 0.1
+    return ClipDataset(rows, WaveStore([utterance, utterance[::-1].copy()]), WaveStore([noise]), int(1.5 * SR), 0, aug, rooms=rooms)
+
+
+ALL_ON = replace(
+    AugmentConfig(),
+    context_prob=0.0,
+    pitch_prob=1.0,
+    pitch_semitones=4.0,
+    formant_prob=1.0,
+    rir_prob=1.0,
+    eq_prob=1.0,
+    clipping_prob=1.0,
+    telephone_prob=1.0,
+    bandlimit_prob=1.0,
+    gain_ramp_prob=1.0,
+)
+
+
+@pytest.mark.parametrize("telephone", [1.0, 0.0])
+def test_make_clip_with_everything_on(telephone: float) -> None:
+    aug = replace(ALL_ON, telephone_prob=telephone)
+    rooms = [augment.synthetic_room(np.random.default_rng(i), 0.5, SR) for i in range(3)]
+    dataset = keyword_dataset(aug, rooms)
+    for index in range(2):
+        clip, span = dataset.make_clip(index, np.random.default_rng([1, 2, index]))
+        again, span_again = dataset.make_clip(index, np.random.default_rng([1, 2, index]))
+        assert clip.dtype == np.float32 and clip.shape == (int(1.5 * SR),)
+        assert np.all(np.isfinite(clip)) and np.max(np.abs(clip)) <= 1.0
+        assert np.array_equal(clip, again) and np.array_equal(span, span_again)
+        assert energy_above(clip, 5600) < 1e-3, "the line (telephone or low-pass) removes the top"
+
+
+def test_make_clip_keeps_the_keyword_in_its_span() -> None:
+    """Noise off, everything else on: the clip's burst starts where the span says.
+
+    (Pitch is off: librosa's phase vocoder smears onsets by ~10 ms, tested above.)
+    """
+    aug = replace(ALL_ON, noise_prob=0.0, clipping_prob=0.0, gain_ramp_prob=0.0, pitch_prob=0.0)
+    rooms = [augment.synthetic_room(np.random.default_rng(0), 0.4, SR)]
+    dataset = keyword_dataset(aug, rooms)
+    for seed in range(4):
+        clip, span = dataset.make_clip(0, np.random.default_rng(seed))
+        assert 0 < span[0] < span[1] < len(clip)
+        start, _ = onset_offset(clip, fraction=0.1)
+        assert abs(start - span[0] / SR) < TOLERANCE, f"seed {seed}: burst at {start:.4f} s, span at {span[0] / SR:.4f} s"
