@@ -10,7 +10,7 @@ setup:
 
 ## Synthesize the corpus, train the default model, detect "welcome" in a synthesized demo recording.
 demo: setup
-	$(PY) scripts/demo.py model=$(MODEL)
+	$(PY) scripts/demo.py model=$(MODEL) experiment=quick
 
 data: setup
 	$(PY) scripts/make_data.py

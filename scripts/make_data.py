@@ -1,7 +1,7 @@
 """Synthesize the keyword corpus (or finish an interrupted build) and print what it holds.
 
     python scripts/make_data.py
-    python scripts/make_data.py data.corpus.num_positives=400 data.corpus.seed=7
+    python scripts/make_data.py "data.corpus.use=[espeak,pico]" data.corpus.seed=7
 
 The corpus lands in ``paths.corpus_root/<settings key>``; see data/README.md.
 """

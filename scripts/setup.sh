@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-APT_PACKAGES="espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican"
+# speech engines and the dictionary; gcc + python3-dev build SVOX Pico (ttspico); music and ambience
+# (wesnoth, sonic-pi) are real backgrounds for training and evaluation streams (shared/ENGINES.md)
+APT_PACKAGES="espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts wamerican gcc python3-dev
+ wesnoth-1.16-music sonic-pi-samples"
 
 missing_system_packages() {
     local missing=""
@@ -17,6 +20,8 @@ missing_system_packages() {
         ls -d /usr/share/festival/voices/*/"$voice" >/dev/null 2>&1 || missing="$missing festival-voice:$voice"
     done
     [ -f /usr/share/dict/american-english ] || missing="$missing wamerican"
+    command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+    dpkg -s wesnoth-1.16-music sonic-pi-samples >/dev/null 2>&1 || missing="$missing wesnoth-1.16-music/sonic-pi-samples"
     echo "$missing"
 }
 

@@ -53,8 +53,8 @@ def test_data_config_builds_a_datamodule(tmp_path) -> None:
 
 
 def test_overrides_reach_the_config() -> None:
-    cfg = compose_config(["model=spectrogram", "trainer.max_epochs=3", "seed=7", "data.corpus.num_positives=500"])
+    cfg = compose_config(["model=spectrogram", "trainer.max_epochs=3", "seed=7", "data.corpus.engines.pico.utterances.keyword=500"])
     assert cfg.seed == 7 and cfg.trainer.max_epochs == 3
-    assert cfg.data.corpus.num_positives == 500
+    assert cfg.data.corpus.engines.pico.utterances.keyword == 500
     assert cfg.data.corpus.seed == 7, "the corpus follows the top-level seed"
     assert cfg.model._target_.endswith("SpectrogramDetector")

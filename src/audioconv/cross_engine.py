@@ -7,7 +7,8 @@ engine family E (espeak-ng, festival, Pico, Piper, Kokoro):
    to the held-out split; the corpus parts are reused, only the view changes);
 2. **compose** long streams from E's voices alone, with the conventions of
    ``scripts/make_streams.py`` (other speech and confusable words between the
-   keywords, noise and music at 5–20 dB SNR, reverberation, gain);
+   keywords, reverberation, gain) over noise and real music (test-split tracks
+   of ``backgrounds``, never heard in training) at 5–20 dB SNR;
 3. **evaluate** them as ``scripts/evaluate.py`` does (shared/DESIGN.md): recall at
    ≤ 1 and ≤ 0.5 false alarms per hour, recall and FA/h at a given threshold,
    per voice.
@@ -72,11 +73,35 @@ def train_fold(fold: Fold, overrides: Sequence[str], train_script: Path) -> Path
     return fold.checkpoint
 
 
+def music_rows(data: dict[str, Any], cache_root: Path, split: str = "test") -> list[dict[str, Any]]:
+    """Real background excerpts (Debian music and ambience) of one split, as noise rows for streams.
+
+    Their source tracks never give training excerpts (``backgrounds`` splits by file), so the
+    streams carry music the model never heard. Empty when backgrounds are disabled or missing.
+    """
+    from audioconv import backgrounds
+
+    config = data.get("backgrounds")
+    if not config or not config.get("enabled", False):
+        return []
+    folder = backgrounds.build(backgrounds.BackgroundSettings.from_config(config), cache_root)
+    if folder is None:
+        return []
+    index = json.loads((folder / "index.json").read_text())
+    return [{"kind": "noise", "label": 0, "path": str(folder / e["file"]), "voice": "background"}
+            for e in index["excerpts"] if e["split"] == split]
+
+
 def make_fold_streams(
-    fold: Fold, rows: Sequence[dict], config: streams.StreamConfig, count: int, seed: int
+    fold: Fold, rows: Sequence[dict], config: streams.StreamConfig, count: int, seed: int,
+    extra_noise: Sequence[dict] = (),
 ) -> dict[str, list[streams.Keyword]]:
-    """Long streams of the held-out engine's voices (``rows``: the fold's view), with their truth CSV."""
+    """Long streams of the held-out engine's voices (``rows``: the fold's view), with their truth CSV.
+
+    The background is drawn from the corpus's held-out noise files and ``extra_noise`` (real music).
+    """
     speech, noise_rows = streams.split_rows(rows, "heldout")
+    noise_rows = [*noise_rows, *extra_noise]
     if not speech:
         raise ValueError(f"{fold.engine}: the held-out split is empty (is the engine in data.corpus.use?)")
     truth: dict[str, list[streams.Keyword]] = {}
@@ -181,13 +206,15 @@ def run(
 ) -> dict[str, Any]:
     """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
     rows, evaluations = [], []
+    data = streams.default_data_settings(repo_root / "conf", overrides)
+    music = music_rows(data, repo_root / "data" / "backgrounds")
     for engine in engines:
         fold = Fold(engine, out / engine)
         view = streams.default_manifest(repo_root, fold_overrides(engine, overrides))
         progress(f"[{engine}] training without it (view {view.parent.name})")
         train_fold(fold, overrides, repo_root / "train.py")
         if not fold.truth.is_file():
-            make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed)
+            make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
         progress(f"[{engine}] scanning {count} stream(s) of its voices")
         evaluation = evaluate_fold(fold, threshold)
         metrics = json.loads((fold.run_dir / "metrics.json").read_text())
