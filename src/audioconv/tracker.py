@@ -13,8 +13,9 @@ it. That takes, after the event's last active frame:
 - about one receptive field of frames, unless the next event has begun: its
   window could overlap this one's and trim its end.
 
-So a live event comes out roughly ``refractory_seconds`` plus one receptive
-field (~1 s) after its peak, with the stream times of its start and end.
+So a live event comes out once the later of the two has passed — the
+refractory period after its peak, one receptive field (~1 s) after its last
+active frame — with the stream times of its start and end.
 ``flush()`` ends the stream and releases what is left. Numpy only.
 """
 
