@@ -1,14 +1,21 @@
 #!/usr/bin/env python
-"""Turn a train.py checkpoint into shipped weights: <name>.safetensors and <name>.onnx in src/audioconv/weights/.
+"""Turn a train.py checkpoint into shipped weights: <name>.safetensors, <name>.onnx and <name>.stream.onnx.
 
     python scripts/ship_model.py --checkpoint outputs/spectrogram/RUN/checkpoints/best.ckpt --name spectrogram
     make models          # trains both default models, then ships them (the documented way to reproduce the weights)
 
-The threshold is chosen on validation streams for about 0.5 false alarms per
-hour (``audioconv.calibrate``); the metrics.json of the run is stored beside
+The threshold is chosen where it serves users: ``--from-cross-engine
+runs/cross_engine/cross_engine.json`` takes the threshold that kept every
+cross-engine fold (models trained without an engine, scored on that engine's
+voices), pooled, at <= 1 false alarm per hour (``scripts/cross_engine.py``).
+Without it, the threshold is chosen on validation streams for about 0.5 false
+alarms per hour (``audioconv.calibrate``). Either way a temperature is folded
+into the head first (and the threshold carried through it); the metrics.json of the run is stored beside
 the weights in the safetensors header, so a shipped file says how it was made.
-The ONNX export (for the torch-free install) is written from the very weights
-saved, and checked against PyTorch before it is written (``audioconv.export``).
+The ONNX exports (for the torch-free install: the whole-signal graph and the
+stateful streaming graph for 80 ms pushes that live detection runs) are written
+from the very weights saved, each checked against PyTorch before it is written
+(``audioconv.export``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=120.0, help="validation stream audio to calibrate on")
     parser.add_argument("--target", type=float, default=0.5, help="false alarms per hour to aim for")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors and <name>.onnx")
+    parser.add_argument("--from-cross-engine", type=Path, metavar="JSON",
+                        help="take the threshold from a cross_engine.json (pooled over held-out-engine folds)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors, .onnx and .stream.onnx")
     args = parser.parse_args(argv)
 
     from audioconv import calibrate, checkpoints, corpus, evaluate, export, streams
@@ -47,6 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         model, rows, args.minutes, args.target, args.seed
     )
     recall, _ = evaluate.recall_at(evaluation.points, args.target)
+    source = {"split": "val", "minutes": args.minutes, "target_false_alarms_per_hour": args.target,
+              "recall_at_target": recall}
+    if args.from_cross_engine:
+        pooled = json.loads(args.from_cross_engine.read_text())["pooled"]
+        if pooled.get("threshold") is None:
+            print(f"error: {args.from_cross_engine}: no pooled threshold", file=sys.stderr)
+            return 2
+        threshold = calibrate.through_temperature(float(pooled["threshold"]), temperature)
+        recall = float(pooled["recall"])
+        source = {"cross_engine": str(args.from_cross_engine), "pooled_threshold_before_temperature":
+                  pooled["threshold"], "target_false_alarms_per_hour": pooled["target"], "recall_at_target": recall}
     metrics_file = args.checkpoint.parent.parent / "metrics.json"
     run_metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.is_file() else {}
     out = args.out / f"{args.name}.safetensors"
@@ -57,19 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         threshold=threshold,
         smoothing_frames=DEFAULT_SMOOTHING_FRAMES,
         refractory_seconds=DEFAULT_REFRACTORY_SECONDS,
-        calibration={
-            "temperature": temperature,
-            "split": "val",
-            "minutes": args.minutes,
-            "target_false_alarms_per_hour": args.target,
-            "recall_at_target": recall,
-        },
+        calibration={"temperature": temperature, **source},
         test_metrics=run_metrics,
     )
     shipped, shipped_info = checkpoints.load_detector(out)  # the ONNX file is made from exactly what was saved
     onnx_out = export.export_onnx(shipped, shipped_info, args.out / f"{args.name}.onnx")
-    print(f"{out}: temperature {temperature:.2f}, threshold {threshold:.3f} (recall {recall:.3f} at <= {args.target} FA/h on "
-          f"{evaluation.hours * 60:.0f} min of validation streams); {onnx_out}")
+    stream_out = export.export_onnx_stream(shipped, shipped_info, args.out / f"{args.name}{export.STREAM_SUFFIX}")
+    print(f"{out}: temperature {temperature:.2f}, threshold {threshold:.3f} ({source}); {onnx_out}; {stream_out}")
     return 0
 
 

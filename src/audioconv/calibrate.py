@@ -44,6 +44,13 @@ def fold_temperature(model: Detector, waves: Sequence[np.ndarray]) -> float:
     return temperature
 
 
+def through_temperature(threshold: float, temperature: float) -> float:
+    """The probability threshold after the logits are divided by ``temperature``: same decisions, new scale."""
+    threshold = min(max(threshold, 1e-7), 1 - 1e-7)
+    logit = float(np.log(threshold / (1 - threshold)))
+    return float(1 / (1 + np.exp(-logit / temperature)))
+
+
 def calibrate_threshold(
     model: Detector,
     rows: Sequence[Mapping[str, Any]],
