@@ -123,12 +123,17 @@ class Stream:
         return self._scan(wave)
 
     def close(self) -> list[Event]:
-        """End of stream: scan what the resampler still holds and return every event not yet returned."""
+        """End of stream: scan what the resampler and the scanner still hold; return every event not yet returned."""
         if self._closed:
             return []
         events = []
         if self._resampler is not None:
             events = self._scan(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        flush = getattr(self._scanner, "flush", None)  # a block-wise scanner holds back up to one block
+        if flush is not None:
+            probabilities = flush()
+            self.frames += probabilities.size
+            events += self._tracker.push(probabilities)
         self._closed = True
         return events + self._tracker.flush(duration=self.time)
 
@@ -151,6 +156,7 @@ class Detector:
                  settings: dict[str, Any]) -> None:
         self.scorer, self.info, self.backend, self.source = scorer, info, backend, source
         self.settings = settings
+        self._stateful_checked, self._stateful_path, self._spare_stream = False, None, None  # onnx live streaming
 
     @property
     def sample_rate(self) -> int:
@@ -208,11 +214,51 @@ class Detector:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         return audio.resample(wave, rate, self.sample_rate)
 
+    @property
+    def stream_scanner(self) -> str:
+        """What ``stream()`` scans with: ``"stateful onnx"`` (a matching ``<name>.stream.onnx`` beside the
+        ``.onnx``), ``"re-run onnx"`` (none there), or ``"torch"``."""
+        if self.backend != "onnx":
+            return "torch"
+        return "stateful onnx" if self._stateful_onnx_file() is not None else "re-run onnx"
+
+    def _stateful_onnx_file(self) -> Path | None:
+        """The ``.stream.onnx`` beside the export when it matches it (checked once), else None.
+
+        A file there that does not match (``onnx_backend.stateful_stream_for``)
+        is reported once, as a warning, and the re-run scanner is used instead.
+        """
+        if not self._stateful_checked:
+            from audioconv.onnx_backend import stateful_stream_for
+
+            self._spare_stream, reason = stateful_stream_for(self.scorer)  # kept for the first stream()
+            self._stateful_path = self._spare_stream.path if self._spare_stream is not None else None
+            self._stateful_checked = True
+            if reason is not None:
+                import warnings
+
+                warnings.warn(f"live streaming re-runs the model on every push: {reason}", stacklevel=3)
+        return self._stateful_path
+
+    def _stateful_onnx(self) -> Any:
+        """A fresh stateful ONNX stream (see ``_stateful_onnx_file``), or None."""
+        path = self._stateful_onnx_file()
+        if path is None:
+            return None
+        if self._spare_stream is not None:
+            stream, self._spare_stream = self._spare_stream, None  # the one the check made (reset, unused)
+            return stream
+        from audioconv.onnx_backend import OnnxStatefulStream
+
+        threads = self.scorer.threads
+        return OnnxStatefulStream(path, **({} if threads is None else {"threads": threads}))
+
     def _stream_scanner(self) -> Any:
         if self.backend == "onnx":
             from audioconv.onnx_backend import OnnxStreamingScanner
 
-            return OnnxStreamingScanner(self.scorer)
+            stateful = self._stateful_onnx()
+            return stateful if stateful is not None else OnnxStreamingScanner(self.scorer)
         return torch_stream_scanner(self.scorer)
 
     def __repr__(self) -> str:

@@ -20,6 +20,9 @@ Stdout carries results only: everything else, library warnings included, goes
 to stderr, so `--json` output can be piped straight into another tool.
 Two backends: PyTorch (.safetensors / .ckpt weights) and ONNX (an export, run
 with onnxruntime); the default takes torch when it is installed, else ONNX.
+Live, the ONNX backend runs the stateful streaming export beside the model
+(NAME.stream.onnx, shipped for both models: each push computes only the frames
+it completes), else it re-runs one receptive field per push.
 The ONNX path imports neither torch nor librosa: numpy, soundfile, soxr and
 onnxruntime are all it needs (matplotlib too for --plot).
 """
@@ -253,7 +256,8 @@ class LiveWriter:
 
 
 def announce(detector: Detector, label: str, what: str) -> None:
-    report(f"listening to {label} ({what}); model {detector.source.name} ({detector.backend}), "
+    scanner = detector.stream_scanner  # "stateful onnx" when <name>.stream.onnx lies beside the .onnx
+    report(f"listening to {label} ({what}); model {detector.source.name} ({scanner}), "
            f"threshold {detector.settings['threshold']:.3g}; events come about a second after the word; Ctrl-C stops")
 
 
