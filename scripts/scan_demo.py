@@ -8,15 +8,16 @@ receptive_field.png (receptive field and hop, layer by layer, both models).
 
 Weights: --checkpoint when given, else the shipped weights (src/audioconv/weights/), else the
 newest outputs/<model>/*/checkpoints/best.ckpt, else random weights (said
-loudly in every title). The logic lives in audioconv.scan_figures.
+loudly in every title). The logic lives in audioconv.figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from audioconv import scan_figures
+from audioconv import figures
 from audioconv.checkpoints import MODEL_NAMES, CheckpointError
 
 
@@ -26,12 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=sorted(MODEL_NAMES), help="which detector (default: the shipped default)")
     parser.add_argument("--checkpoint", help="a .safetensors or train.py .ckpt file (overrides --model)")
     parser.add_argument("--seed", type=int, default=0, help="picks the voice, utterances, gaps and noise (default 0)")
-    parser.add_argument("--source", choices=scan_figures.SOURCES, default="auto",
+    parser.add_argument("--source", choices=figures.SOURCES, default="auto",
                         help="where the demo speech comes from: the corpus test split, espeak-ng, or auto (corpus if any)")
     parser.add_argument("--corpus", help="a corpus folder or its manifest.csv (default: the first under data/corpus/)")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="scan_demo: %(message)s")
     try:
-        paths, notes = scan_figures.make_figures(args.out, args.model, args.checkpoint, args.seed, args.source, args.corpus)
+        paths, notes = figures.make_figures(args.out, args.model, args.checkpoint, args.seed, args.source, args.corpus)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"scan_demo: {error}", file=sys.stderr)
         return 2

@@ -10,13 +10,19 @@ Two formats:
 A config may only name a detector class of this package: building a model
 from a ``_target_`` taken from a file would otherwise import and call
 whatever that file says.
+
+``resolve_model`` is the fallback chain of the teaching figures: an explicit
+checkpoint, else the shipped weights, else the newest training run's best
+checkpoint, else random weights (and it says so).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from audioconv import registry
+from audioconv.detect import DEFAULT_THRESHOLD
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 
 DETECTORS: dict[str, type[Detector]] = {
@@ -36,6 +43,8 @@ MODEL_NAMES = registry.MODELS  # shipped name -> detector class name
 MODELS_DIR = registry.weights_dir()
 DEFAULT_MODEL_FILE = registry.DEFAULT_MODEL_FILE  # in MODELS_DIR: holds the name of the better shipped model
 FALLBACK_MODEL = registry.FALLBACK_MODEL  # when there is no default.txt
+OUTPUTS_DIR = Path("outputs")  # train.py's run folders (Hydra's hydra.run.dir, relative to the working directory)
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -137,3 +146,66 @@ def load_detector(path: str | os.PathLike) -> tuple[Detector, dict[str, Any]]:
         raise CheckpointError(path, f"weights do not fit the detector it names ({reason})") from None
     info = {**{k: v for k, v in info.items() if v is not None}, "model_config": model_config}
     return model.eval(), info
+
+
+@dataclass
+class LoadedModel:
+    """A detector with where its weights came from (for titles) and its operating point."""
+
+    model: Detector
+    name: str  # a registry.MODELS name
+    source: str  # where the weights came from, for titles
+    random: bool = False
+    threshold: float = DEFAULT_THRESHOLD  # the weights' own operating point when they carry one
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _load(path: Path, source: str) -> LoadedModel:
+    model, info = load_detector(path)
+    name = next(n for n, target in MODEL_NAMES.items() if isinstance(model, DETECTORS[target]))
+    threshold = info.get("threshold")
+    return LoadedModel(model, name, source, threshold=float(threshold) if threshold is not None else DEFAULT_THRESHOLD)
+
+
+def resolve_model(
+    name: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    seed: int = 0,
+    models_dir: str | os.PathLike | None = None,
+    outputs_dir: str | os.PathLike = OUTPUTS_DIR,
+) -> LoadedModel:
+    """The weights to use, first found of: ``checkpoint`` (when given), the shipped weights,
+    the newest ``<outputs_dir>/<name>/*/checkpoints/best.ckpt``, random weights (``random=True``).
+
+    A checkpoint named explicitly that cannot be loaded is an error (``CheckpointError``); a
+    fallback that cannot be loaded (a run still writing it, say) is skipped with a warning.
+    """
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        loaded = _load(path, f"checkpoint {_display(path)}")
+        if name is not None and loaded.name != name:
+            log.warning("model %s ignored: %s holds a %s detector", name, path, loaded.name)
+        return loaded
+    if name is None:
+        name = shipped_weights(None, models_dir).stem
+    shipped = shipped_weights(name, models_dir)
+    if shipped.is_file():
+        return _load(shipped, f"shipped weights {_display(shipped)}")
+    candidates = sorted(Path(outputs_dir).glob(f"{name}/*/checkpoints/best.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        try:
+            return _load(path, f"checkpoint {_display(path)}")
+        except CheckpointError as error:
+            log.warning("skipping %s", error)
+    torch.manual_seed(seed)
+    model = build_detector({"_target_": MODEL_NAMES[name]}).eval()
+    log.warning("no trained %s weights found (no %s, no %s/%s/*/checkpoints/best.ckpt): RANDOM WEIGHTS",
+                name, shipped, outputs_dir, name)
+    return LoadedModel(model, name, "RANDOM WEIGHTS, untrained: the scores mean nothing", random=True)

@@ -1,4 +1,4 @@
-"""scripts/scan_demo.py and audioconv.scan_figures: the teaching figures are written, and their helpers are right.
+"""scripts/scan_demo.py and audioconv.figures: the teaching figures are written, and their helpers are right.
 
 No trained weights are needed: a randomly initialised detector is saved and
 passed with --checkpoint. The demo recording comes from a tiny corpus written
@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from audioconv import audio, checkpoints, geometry, scan_figures
+from audioconv import audio, checkpoints, geometry
+from audioconv.figures import common, receptive_field, recording
+from audioconv.figures import shift as shift_figure
 from audioconv.models import Conv1dDetector, SpectrogramDetector
 from audioconv.scan import scan_whole
 from audioconv.corpus import MANIFEST_COLUMNS
@@ -104,15 +106,15 @@ def test_bad_checkpoint_is_a_usage_error(tmp_path, corpus):
 
 
 def test_random_weights_are_announced(tmp_path):
-    loaded = scan_figures.resolve_model("spectrogram", seed=1, models_dir=tmp_path, outputs_dir=tmp_path)
+    loaded = checkpoints.resolve_model("spectrogram", seed=1, models_dir=tmp_path, outputs_dir=tmp_path)
     assert loaded.random and isinstance(loaded.model, SpectrogramDetector)
-    assert "RANDOM" in scan_figures._title(loaded, "x")
+    assert "RANDOM" in common.title(loaded, "x")
 
 
 def test_corpus_recording_is_deterministic_and_its_spans_are_the_keywords(corpus):
     manifest = corpus / "manifest.csv"
-    first = scan_figures.corpus_recording(manifest, np.random.default_rng(7))
-    again = scan_figures.corpus_recording(manifest, np.random.default_rng(7))
+    first = recording.corpus_recording(manifest, np.random.default_rng(7))
+    again = recording.corpus_recording(manifest, np.random.default_rng(7))
     np.testing.assert_array_equal(first.wave, again.wave)
     assert len(first.spans) == 2 and len(first.pieces) >= 4
     for start, end in first.spans:  # the chirp (0.5 peak, scaled with the recording) sits inside each span
@@ -127,7 +129,7 @@ def test_place_at_offsets_returns_the_true_spans():
     word = rng.standard_normal(5000).astype(np.float32)
     background = 0.01 * rng.standard_normal(20_000).astype(np.float32)
     offsets = [0, 320, 4160, 15_000]
-    placements = scan_figures.place_at_offsets(word, offsets, 20_000, background)
+    placements = shift_figure.place_at_offsets(word, offsets, 20_000, background)
     for offset, placement in zip(offsets, placements):
         assert (placement.start, placement.end) == (offset, offset + word.size)
         assert placement.span(SR) == (offset / SR, (offset + word.size) / SR)
@@ -136,16 +138,16 @@ def test_place_at_offsets_returns_the_true_spans():
         rest[placement.start : placement.end] = False
         np.testing.assert_array_equal(placement.wave[rest], background[rest])
     with pytest.raises(ValueError):
-        scan_figures.place_at_offsets(word, [16_000], 20_000)
+        shift_figure.place_at_offsets(word, [16_000], 20_000)
 
 
 def test_whole_hop_offsets_shift_the_scores_exactly():
     torch.manual_seed(0)
     model = Conv1dDetector().eval()
     word = (0.3 * np.random.default_rng(1).standard_normal(8000)).astype(np.float32)
-    offsets, total = scan_figures.shift_offsets(word.size, model, count=3, step_seconds=0.1)
+    offsets, total = shift_figure.shift_offsets(word.size, model, count=3, step_seconds=0.1)
     assert all(o % model.hop == 0 for o in offsets) and offsets[0] >= model.receptive_field
-    curves = [scan_whole(model, p.wave) for p in scan_figures.place_at_offsets(word, offsets, total)]
+    curves = [scan_whole(model, p.wave) for p in shift_figure.place_at_offsets(word, offsets, total)]
     for offset, curve in zip(offsets, curves):
         shift = (offset - offsets[0]) // model.hop
         np.testing.assert_allclose(curve[shift:], curves[0][: curves[0].size - shift], atol=1e-6)
@@ -154,7 +156,7 @@ def test_whole_hop_offsets_shift_the_scores_exactly():
 
 @pytest.mark.parametrize("model", [Conv1dDetector(), SpectrogramDetector()], ids=["conv1d", "spectrogram"])
 def test_reached_units_cover_exactly_the_receptive_field(model):
-    levels = scan_figures.reached_units(model.time_layers)
+    levels = receptive_field.reached_units(model.time_layers)
     np.testing.assert_array_equal(levels[0], np.arange(model.receptive_field))
     assert levels[-1].tolist() == [0]
     rows = geometry.cumulative(model.time_layers)
@@ -162,11 +164,11 @@ def test_reached_units_cover_exactly_the_receptive_field(model):
         assert units[0] * jump == 0 and units[-1] * jump + field == model.receptive_field
 
 
-@pytest.mark.skipif(not scan_figures.espeak_available(), reason="espeak-ng is not installed")
+@pytest.mark.skipif(not recording.espeak_available(), reason="espeak-ng is not installed")
 def test_espeak_recording_marks_both_keywords():
-    recording = scan_figures.espeak_recording(np.random.default_rng(0))
-    assert [p.text for p in recording.pieces if p.keyword] == ["welcome", "welcome"]
-    assert 4.0 < recording.wave.size / SR <= scan_figures.SCAN_SECONDS[1] + 0.5
-    for start, end in recording.spans:
+    demo = recording.espeak_recording(np.random.default_rng(0))
+    assert [p.text for p in demo.pieces if p.keyword] == ["welcome", "welcome"]
+    assert 4.0 < demo.wave.size / SR <= recording.SCAN_SECONDS[1] + 0.5
+    for start, end in demo.spans:
         assert 0.3 < end - start < 1.2
-        assert np.abs(recording.wave[int(start * SR) : int(end * SR)]).max() > 0.1
+        assert np.abs(demo.wave[int(start * SR) : int(end * SR)]).max() > 0.1
