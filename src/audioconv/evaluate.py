@@ -23,9 +23,7 @@ and per-file and per-voice breakdowns. ``format_report`` prints it.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -199,39 +197,10 @@ def threshold_for(points: Sequence[OperatingPoint], max_false_alarms_per_hour: f
 
 
 def det_curve_png(curves: Mapping[str, Sequence[OperatingPoint]], path: str | os.PathLike) -> None:
-    """Miss rate against false alarms per hour (log axis), one line per model, written atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Miss rate against false alarms per hour (log axis), one line per model, written atomically (``plots.det_curve``)."""
+    from audioconv import plots
 
-    figure = Figure(figsize=(6, 4.5))
-    FigureCanvasAgg(figure)
-    axis = figure.add_subplot()
-    for name, points in curves.items():
-        # from the strictest threshold (fewest alarms) down: the miss rate holds until the next point's alarms
-        ordered = sorted(points, key=lambda p: -p.threshold)
-        alarms = [max(p.false_alarms_per_hour, DET_FLOOR) for p in ordered]
-        axis.step(alarms, [p.false_rejection_rate for p in ordered], where="post", label=name)
-    axis.set_xscale("log")
-    axis.set_xlabel("false alarms per hour")
-    axis.set_ylabel("miss rate (false rejection rate)")
-    axis.set_ylim(0, 1)
-    axis.grid(True, which="both", alpha=0.3)
-    for target in FA_TARGETS:
-        axis.axvline(target, color="grey", linestyle=":")
-    if curves:
-        axis.legend()
-    axis.set_title(f"DET curve (0 false alarms drawn at {DET_FLOOR:g}/h)")
-    figure.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=120)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    plots.det_curve(curves, path, floor=DET_FLOOR, targets=FA_TARGETS)
 
 
 # --------------------------------------------------------------------------- evaluating detectors

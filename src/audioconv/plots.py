@@ -1,4 +1,4 @@
-"""One picture of one file's detection: waveform, log spectrogram, score with threshold and events.
+"""Metric plots: one file's detection (waveform, log spectrogram, score with threshold and events); DET curves.
 
 Drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so no GUI
 backend and no pyplot global state are involved. Long recordings are reduced
@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from audioconv.detect import FileDetection
+
+if TYPE_CHECKING:
+    from audioconv.evaluate import OperatingPoint
 
 FIGURE_SIZE = (12.0, 7.0)  # inches
 DPI = 100
@@ -28,6 +32,24 @@ MAX_SPECTROGRAM_COLUMNS = 2000
 LOG_FLOOR = 1e-10  # power floor before the log: digital silence stays finite
 EVENT_COLOUR = "tab:red"
 EVENT_ALPHA = 0.25
+DET_FIGURE_SIZE = (6.0, 4.5)  # inches
+DET_DPI = 120
+
+
+def _save(figure: Figure, out: str | os.PathLike, dpi: float | None = None) -> Path:
+    """``figure`` as a PNG written to a temporary file beside ``out``, then renamed: never seen half-written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        figure.savefig(tmp, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
 
 
 def _waveform(axis, wave: np.ndarray, sample_rate: int) -> None:
@@ -82,16 +104,36 @@ def plot_detection(detection: FileDetection, out: str | os.PathLike) -> Path:
     found = f"{len(detection.events)} event(s)" if detection.events else "no keyword found"
     axes[0].set_title(f"{detection.file}: {found}")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return _save(figure, out)
+
+
+def det_curve(curves: Mapping[str, Sequence[OperatingPoint]], out: str | os.PathLike, floor: float,
+              targets: Sequence[float] = ()) -> Path:
+    """DET curve: miss rate against false alarms per hour (log axis), one line per model, written atomically.
+
+    ``curves`` maps a name to its operating points (``evaluate.sweep``); zero false
+    alarms are drawn at ``floor``; ``targets`` (FA/h) are drawn as dotted lines.
+    """
+    figure = Figure(figsize=DET_FIGURE_SIZE)
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot()
+    for name, points in curves.items():
+        # from the strictest threshold (fewest alarms) down: the miss rate holds until the next point's alarms
+        ordered = sorted(points, key=lambda p: -p.threshold)
+        alarms = [max(p.false_alarms_per_hour, floor) for p in ordered]
+        axis.step(alarms, [p.false_rejection_rate for p in ordered], where="post", label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("false alarms per hour")
+    axis.set_ylabel("miss rate (false rejection rate)")
+    axis.set_ylim(0, 1)
+    axis.grid(True, which="both", alpha=0.3)
+    for target in targets:
+        axis.axvline(target, color="grey", linestyle=":")
+    if curves:
+        axis.legend()
+    axis.set_title(f"DET curve (0 false alarms drawn at {floor:g}/h)")
+    figure.tight_layout()
+    return _save(figure, out, dpi=DET_DPI)
 
 
 def plot_paths(out: str | os.PathLike, files: list[str]) -> list[Path]:
