@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -36,20 +36,24 @@ DET_FIGURE_SIZE = (6.0, 4.5)  # inches
 DET_DPI = 120
 
 
-def _save(figure: Figure, out: str | os.PathLike, dpi: float | None = None) -> Path:
-    """``figure`` as a PNG written to a temporary file beside ``out``, then renamed: never seen half-written."""
+def write_atomically(out: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """``write(tmp)`` to a temporary file beside ``out``, then rename it to ``out``: never seen half-written."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        figure.savefig(tmp, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is an ordinary file others may read
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _save(figure: Figure, out: str | os.PathLike, dpi: float | None = None) -> Path:
+    return write_atomically(out, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
 
 
 def _waveform(axis, wave: np.ndarray, sample_rate: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +12,7 @@ from matplotlib.figure import Figure
 
 from audioconv.checkpoints import LoadedModel
 from audioconv.models import Detector
+from audioconv.plots import write_atomically
 
 FONT_SIZE = 11
 DPI = 100
@@ -35,22 +35,11 @@ def save_figure(figure: Figure, out: str | os.PathLike) -> Path:
     """
     from PIL import Image
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
     canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
     image = image.quantize(colors=PNG_COLORS, dither=Image.Dither.NONE)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", optimize=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_atomically(out, lambda tmp: image.save(tmp, format="PNG", optimize=True))
 
 
 def style() -> dict:
