@@ -251,9 +251,9 @@ def make_audio(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
     total = int(seconds * SAMPLE_RATE)
     pieces, description = [], "white noise (no corpus found)"
     try:
-        from audioconv import audio, corpus, streams
+        from audioconv import audio, config, corpus
 
-        manifest = streams.default_manifest(ROOT, build=False)
+        manifest = config.corpus_manifest(build=False, root=ROOT)
         if manifest.is_file():
             rows = corpus.read_manifest(manifest)
             for i in rng.choice(len(rows), size=min(60, len(rows)), replace=False):

@@ -41,8 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from audioconv import cross_engine, streams
+    from audioconv.config import corpus_settings
 
-    engines = args.engines or streams.default_corpus_settings(ROOT / "conf", args.overrides)["use"]
+    engines = args.engines or corpus_settings(args.overrides, ROOT)["use"]
     config = streams.StreamConfig(seconds=args.minutes * 60)
     try:
         result = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,

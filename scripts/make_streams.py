@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from audioconv import corpus, streams
+    from audioconv.config import corpus_manifest
 
-    manifest = args.manifest or streams.default_manifest(ROOT, args.overrides)
+    manifest = args.manifest or corpus_manifest(args.overrides, root=ROOT)
     rows, noise_rows = streams.split_rows(corpus.read_manifest(manifest), args.split)
     if not rows:
         print(f"error: {manifest}: split {args.split!r} is empty", file=sys.stderr)

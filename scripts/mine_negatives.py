@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import itertools
 
-    from audioconv import audio, checkpoints, corpus, detect, mining, streams
+    from audioconv import audio, checkpoints, config, corpus, detect, mining
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     clip_seconds = args.clip_seconds
     needs_config = clip_seconds is None or (not args.no_corpus and args.manifest is None)
-    data = streams.default_data_settings(ROOT / "conf", args.overrides) if needs_config else {}
+    data = config.data_settings(args.overrides, ROOT) if needs_config else {}
     if clip_seconds is None:
         clip_seconds = float(data["clips"]["clip_seconds"])
     clip_samples = int(round(clip_seconds * model.sample_rate))

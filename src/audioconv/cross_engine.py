@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from audioconv import corpus, evaluate, streams
+from audioconv.config import corpus_manifest, data_settings
 from audioconv.evaluate import ModelEvaluation
 
 RESULTS_FILE = "cross_engine.json"
@@ -206,11 +207,11 @@ def run(
 ) -> dict[str, Any]:
     """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
     rows, evaluations = [], []
-    data = streams.default_data_settings(repo_root / "conf", overrides)
+    data = data_settings(overrides, repo_root)
     music = music_rows(data, repo_root / "data" / "backgrounds")
     for engine in engines:
         fold = Fold(engine, out / engine)
-        view = streams.default_manifest(repo_root, fold_overrides(engine, overrides))
+        view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
         progress(f"[{engine}] training without it (view {view.parent.name})")
         train_fold(fold, overrides, repo_root / "train.py")
         if not fold.truth.is_file():

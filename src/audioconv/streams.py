@@ -261,31 +261,11 @@ def truth_paths(truth_csv: str | os.PathLike, files: Sequence[str]) -> dict[str,
 # --------------------------------------------------------------------------- which corpus
 
 
-def default_data_settings(config_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
-    """The ``data`` section of conf/config.yaml (with Hydra ``overrides``), as a plain dict."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg.data, resolve=True)  # type: ignore[return-value]
-
-
-def default_corpus_settings(config_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
-    """The ``data.corpus`` settings of conf/config.yaml (with Hydra ``overrides``), as a plain dict."""
-    return default_data_settings(config_dir, overrides)["corpus"]
-
-
 def default_manifest(root: str | os.PathLike, overrides: Sequence[str] = (), build: bool = True) -> Path:
-    """The manifest of the default config's corpus under ``root/data/corpus``, built first if ``build`` and missing."""
-    from audioconv import corpus
+    """Kept for scripts/ship_model.py: ``config.corpus_manifest`` (use that)."""
+    from audioconv import config
 
-    root = Path(root)
-    settings = default_corpus_settings(root / "conf", overrides)
-    corpus_root = root / "data" / "corpus"
-    if build:
-        return corpus.build_corpus(settings, corpus_root)
-    return corpus.corpus_dir(settings, corpus_root) / "manifest.csv"
+    return config.corpus_manifest(overrides, build, root)
 
 
 def split_rows(rows: Sequence[Mapping], split: str) -> tuple[list[Mapping], list[Mapping]]:
