@@ -58,3 +58,17 @@ def test_overrides_reach_the_config() -> None:
     assert cfg.data.corpus.engines.pico.utterances.keyword == 500
     assert cfg.data.corpus.seed == 7, "the corpus follows the top-level seed"
     assert cfg.model._target_.endswith("SpectrogramDetector")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_class_defaults_are_the_config_values(model: str) -> None:
+    """The random-weights fallback (the class defaults) builds the model the config trains and ships."""
+    import inspect
+
+    config = OmegaConf.to_container(compose_config([f"model={model}"]).model, resolve=True)
+    cls = type(build_detector({"_target_": config["_target_"]}))
+    defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
+    for key, value in config.items():
+        if key != "_target_":
+            default = list(defaults[key]) if isinstance(defaults[key], tuple) else defaults[key]
+            assert default == value, f"{cls.__name__}({key}={defaults[key]!r}) but conf/model/{model}.yaml says {value!r}"

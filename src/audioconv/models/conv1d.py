@@ -26,6 +26,33 @@ from audioconv.models.layers import make_norm, temporal_stack
 
 
 class Conv1dDetector(Detector):
+    """Keyword detector on the raw waveform: a learnable filterbank, log envelopes, dilated 1D convolutions.
+
+    The defaults are ``conf/model/conv1d.yaml``'s: hop 20 ms (320 samples), receptive field ~0.92 s.
+
+    Args:
+        filters (int, optional): Learnable band-pass filters. (Default: ``32``)
+        filter_length (int, optional): Taps of each filter, in samples. (Default: ``64``, 4 ms)
+        filter_stride (int, optional): Stride of the filterbank, in samples. (Default: ``8``)
+        pool_length (int, optional): Envelope window, in filterbank outputs. (Default: ``40``, 20 ms)
+        pool_stride (int, optional): Envelope hop, in filterbank outputs. (Default: ``20``, 10 ms)
+        channels (int, optional): Channels of the temporal convolutions. (Default: ``96``)
+        kernel (int, optional): Kernel size of each temporal block. (Default: ``5``)
+        dilations (Sequence[int], optional): Dilation of each temporal block, one block each.
+            (Default: ``(1, 2, 4, 4)``)
+        separable (bool, optional): Depthwise-separable (``True``) or full temporal convolutions.
+            (Default: ``True``)
+        gated (bool, optional): Multiply each block's features by a sigmoid gate. (Default: ``False``)
+        norm (str, optional): ``"batch"``, ``"layer"`` or ``"none"``. (Default: ``"batch"``)
+        pool (str, optional): Envelope pooling, ``"avg"`` or ``"max"``. (Default: ``"avg"``)
+        dropout (float, optional): Dropout in the temporal blocks. (Default: ``0.1``)
+        log_floor (float, optional): Added to the envelope before the log. (Default: ``1e-4``)
+        sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
+
+    Shape:
+        wave ``[batch, time]`` -> logits ``[batch, output_length(time)]``: one per hop.
+    """
+
     def __init__(
         self,
         filters: int = 32,
@@ -33,7 +60,7 @@ class Conv1dDetector(Detector):
         filter_stride: int = 8,
         pool_length: int = 40,
         pool_stride: int = 20,
-        channels: int = 64,
+        channels: int = 96,
         kernel: int = 5,
         dilations: Sequence[int] = (1, 2, 4, 4),
         separable: bool = True,

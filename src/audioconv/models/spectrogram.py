@@ -68,6 +68,35 @@ class Conv2dBlock(nn.Module):
 
 
 class SpectrogramDetector(Detector):
+    """Keyword detector on a log-mel spectrogram: 2D convolutions (time unpadded), then dilated 1D convolutions.
+
+    The defaults are ``conf/model/spectrogram.yaml``'s: hop 20 ms (320 samples), receptive field ~0.95 s.
+
+    Args:
+        n_fft (int, optional): Frame length of the spectrogram, in samples. (Default: ``400``, 25 ms)
+        hop_length (int, optional): Hop of the spectrogram, in samples. (Default: ``160``, 10 ms)
+        n_mels (int, optional): Mel bands; ``0`` for the plain log-magnitude spectrogram. (Default: ``40``)
+        conv2d_channels (Sequence[int], optional): Output channels of each 3x3 conv2d block (frequency
+            stride 2 each). (Default: ``(16, 32)``)
+        conv2d_time_strides (Sequence[int], optional): Time stride of each conv2d block. (Default: ``(1, 2)``)
+        channels (int, optional): Channels of the temporal convolutions. (Default: ``96``)
+        kernel (int, optional): Kernel size of each temporal block. (Default: ``5``)
+        dilations (Sequence[int], optional): Dilation of each temporal block, one block each.
+            (Default: ``(1, 2, 4, 4)``)
+        separable (bool, optional): Depthwise-separable (``True``) or full temporal convolutions.
+            (Default: ``True``)
+        gated (bool, optional): Multiply each block's features by a sigmoid gate. (Default: ``False``)
+        norm (str, optional): ``"batch"``, ``"layer"`` or ``"none"``. (Default: ``"batch"``)
+        dropout (float, optional): Dropout in the temporal blocks. (Default: ``0.1``)
+        freq_mask (int, optional): SpecAugment: widest frequency mask, in mel bins (training only).
+            (Default: ``6``)
+        time_mask (int, optional): SpecAugment: widest time mask, in frames (training only). (Default: ``10``)
+        sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
+
+    Shape:
+        wave ``[batch, time]`` -> logits ``[batch, output_length(time)]``: one per hop.
+    """
+
     def __init__(
         self,
         n_fft: int = 400,
@@ -75,7 +104,7 @@ class SpectrogramDetector(Detector):
         n_mels: int = 40,
         conv2d_channels: Sequence[int] = (16, 32),
         conv2d_time_strides: Sequence[int] = (1, 2),
-        channels: int = 64,
+        channels: int = 96,
         kernel: int = 5,
         dilations: Sequence[int] = (1, 2, 4, 4),
         separable: bool = True,
