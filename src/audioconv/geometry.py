@@ -44,12 +44,9 @@ def hop(layers: Sequence[TimeLayer]) -> int:
 
 
 def receptive_field(layers: Sequence[TimeLayer]) -> int:
-    """Samples of input that one output frame depends on."""
-    field, jump = 1, 1
-    for layer in layers:
-        field += (layer.kernel - 1) * layer.dilation * jump
-        jump *= layer.stride
-    return field
+    """Samples of input that one output frame depends on: the last entry of ``cumulative``."""
+    rows = cumulative(layers)
+    return rows[-1][2] if rows else 1
 
 
 def output_length(num_samples: int, layers: Sequence[TimeLayer]) -> int:
@@ -78,30 +75,37 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def macs_per_second(model: nn.Module, sample_rate: int, seconds: float = 4.0) -> float:
-    """Multiply-adds per second of audio, counted by hooks on conv/linear layers.
+    """Multiply-adds per second of audio, counted by hooks on conv/linear layers (``macs_per_second_by_part``)."""
+    return macs_per_second_by_part(model, [("model", model)], sample_rate, seconds)["model"]
 
-    The count is taken on a ``seconds``-long input and scaled to one second, so
-    the fixed cost of the receptive field's first window is amortised as it is
-    in a long scan.
+
+def macs_per_second_by_part(
+    model: nn.Module, parts: Sequence[tuple[str, nn.Module]], sample_rate: int, seconds: float = 4.0
+) -> dict[str, float]:
+    """Conv/linear multiply-adds per second of audio, per named part of ``model`` (its submodules).
+
+    Counted by forward hooks on a ``seconds``-long input (model in eval mode) and
+    scaled to one second, so the fixed cost of the receptive field's first window
+    is amortized as it is in a long scan.
     """
-    total = 0
+    totals = {name: 0 for name, _ in parts}
 
-    def conv_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        weight = module.weight
-        per_output = weight.shape[1] * math.prod(weight.shape[2:])  # in_channels / groups * kernel
-        total += output.numel() // output.shape[0] * per_output
+    def hook_for(name: str):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            if isinstance(module, nn.Linear):
+                per_output = module.in_features
+            else:  # in_channels / groups * kernel
+                per_output = module.weight.shape[1] * math.prod(module.weight.shape[2:])
+            totals[name] += output.numel() // output.shape[0] * per_output
 
-    def linear_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        total += output.numel() // output.shape[0] * module.in_features
+        return hook
 
-    handles = []
-    for module in model.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-            handles.append(module.register_forward_hook(conv_hook))
-        elif isinstance(module, nn.Linear):
-            handles.append(module.register_forward_hook(linear_hook))
+    handles = [
+        leaf.register_forward_hook(hook_for(name))
+        for name, part in parts
+        for leaf in part.modules()
+        if isinstance(leaf, (nn.Conv1d, nn.Conv2d, nn.Linear))
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -111,7 +115,7 @@ def macs_per_second(model: nn.Module, sample_rate: int, seconds: float = 4.0) ->
         model.train(was_training)
         for handle in handles:
             handle.remove()
-    return total / seconds
+    return {name: total / seconds for name, total in totals.items()}
 
 
 def describe(layers: Iterable[TimeLayer], sample_rate: int) -> str:

@@ -11,13 +11,12 @@ on exactly one row, or the summary refuses to print a table that would lie.
 
 Shapes, parameters and multiply-adds are measured, not computed: forward hooks
 record each row's output shape on ``seconds`` of input, and the conv/linear
-multiply-adds on a longer input scaled to one second (as
-``geometry.macs_per_second`` does, so the totals agree with it).
+multiply-adds per row by ``geometry.macs_per_second_by_part`` (the counter
+behind ``geometry.macs_per_second``, so the totals agree with it).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -71,35 +70,6 @@ def _forward_order(model: Detector, modules: list[tuple[str, nn.Module]], num_sa
     return shapes
 
 
-def _macs_per_row(model: Detector, modules: list[tuple[str, nn.Module]], seconds: float) -> dict[str, float]:
-    """Conv/linear multiply-adds per second of audio, attributed to the row that owns each layer."""
-    totals = {name: 0 for name, _ in modules}
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            if isinstance(module, nn.Linear):
-                per_output = module.in_features
-            else:  # in_channels / groups * kernel
-                per_output = module.weight.shape[1] * math.prod(module.weight.shape[2:])
-            totals[name] += output.numel() // output.shape[0] * per_output
-
-        return hook
-
-    handles = [
-        leaf.register_forward_hook(hook_for(name))
-        for name, module in modules
-        for leaf in module.modules()
-        if isinstance(leaf, (nn.Conv1d, nn.Conv2d, nn.Linear))
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, int(seconds * model.sample_rate)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {name: total / seconds for name, total in totals.items()}
-
-
 def summarize(model: Detector, seconds: float = 1.0, mac_seconds: float = 4.0) -> list[Row]:
     """Rows in forward order. Shapes for ``seconds`` of input (at least one receptive field)."""
     modules = operations(model)
@@ -108,7 +78,7 @@ def summarize(model: Detector, seconds: float = 1.0, mac_seconds: float = 4.0) -
     model.eval()
     try:
         shapes = _forward_order(model, modules, num_samples)
-        macs = _macs_per_row(model, modules, mac_seconds)
+        macs = geometry.macs_per_second_by_part(model, modules, model.sample_rate, mac_seconds)
     finally:
         model.train(was_training)
 
