@@ -42,7 +42,7 @@ SHIFT_FRACTIONS = (1 / 320, 1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4, 1.0)  # o
 
 
 def synthesize_words(folder: Path, sample_rate: int) -> list[np.ndarray]:
-    """One 'welcome' per voice, loaded through audio.load and normalised to PEAK."""
+    """One 'welcome' per voice, loaded through audio.load and normalized to PEAK."""
     words = []
     for voice, speed in VOICES:
         path = folder / f"{voice}.wav"

@@ -16,10 +16,10 @@ RF = 15_120  # 945 ms
 FPS = SR // HOP
 
 
-def bump(length: int, centre: int, width: int, height: float = 0.9) -> np.ndarray:
+def bump(length: int, center: int, width: int, height: float = 0.9) -> np.ndarray:
     """A triangular score bump, like the frames whose windows contain one spoken word."""
     frames = np.arange(length)
-    return np.clip(height * (1 - np.abs(frames - centre) / width), 0.0, 1.0)
+    return np.clip(height * (1 - np.abs(frames - center) / width), 0.0, 1.0)
 
 
 def frame_start(i: int) -> float:
@@ -43,7 +43,7 @@ def assert_well_formed(events: list[Event], duration: float, threshold: float) -
 
 
 def test_one_bump_gives_one_event_spanning_its_windows() -> None:
-    probs = bump(300, centre=100, width=20)  # active where 0.9 * (1 - d / 20) >= 0.5: |d| <= 8
+    probs = bump(300, center=100, width=20)  # active where 0.9 * (1 - d / 20) >= 0.5: |d| <= 8
     events = events_of(probs, threshold=0.5, file="a.wav")
     assert len(events) == 1
     event = events[0]
@@ -133,7 +133,7 @@ def test_smoothing_removes_spikes_and_keeps_peaks_in_place() -> None:
     assert len(events_of(noisy, threshold=0.5, refractory_seconds=0.0, smoothing_frames=9)) == 1
 
     symmetric = bump(400, 123, 30)
-    assert int(np.argmax(smooth(symmetric, 9))) == 123  # centred: no shift of the peak
+    assert int(np.argmax(smooth(symmetric, 9))) == 123  # centered: no shift of the peak
     edges = smooth(np.ones(10), 5)
     np.testing.assert_allclose(edges, 1.0)  # shorter windows at the edges: no fall-off towards zero
 

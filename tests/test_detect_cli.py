@@ -1,6 +1,6 @@
 """scripts/detect.py as a user runs it: a subprocess on files written with soundfile.
 
-No shipped weights are needed: a randomly initialised detector is saved as a
+No shipped weights are needed: a randomly initialized detector is saved as a
 checkpoint and passed with --checkpoint. Its scores hover around 0.5, so tests
 that need events pass --threshold 0 (every frame active: one event per file).
 """

@@ -1,6 +1,6 @@
 """Exports (ONNX, TorchScript) reproduce the PyTorch detectors, and detection runs on ONNX without torch.
 
-The detectors are randomly initialised, with the head rescaled so that the
+The detectors are randomly initialized, with the head rescaled so that the
 frame probabilities spread over (0, 1) instead of sitting at one value: a mismatch
 between backends then shows in the probabilities and in the events. The audio
 is real speech from espeak-ng (22.05 kHz, so loading also resamples).

@@ -1,6 +1,6 @@
 """scripts/scan_demo.py and audioconv.figures: the teaching figures are written, and their helpers are right.
 
-No trained weights are needed: a randomly initialised detector is saved and
+No trained weights are needed: a randomly initialized detector is saved and
 passed with --checkpoint. The demo recording comes from a tiny corpus written
 here (two voices of soundfile-written tones and noise, with a manifest), so the
 script runs without espeak-ng; the espeak-ng path is tested only where it is

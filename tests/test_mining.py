@@ -37,7 +37,7 @@ def noisy(seconds: float, seed: int) -> np.ndarray:
     return wave.astype(np.float32)
 
 
-def test_cut_clip_centres_the_window() -> None:
+def test_cut_clip_centers_the_window() -> None:
     wave = np.arange(1, 101, dtype=np.float32)
     clip = mining.cut_clip(wave, start=40, window=10, clip_samples=30)
     assert clip.size == 30 and np.array_equal(clip[10:20], wave[40:50])

@@ -1,7 +1,7 @@
 """Every scan equals the naive one: a detector re-run on every window IS the convolutional pass.
 
-Models are randomly initialised with non-trivial BatchNorm statistics (a few
-training-mode passes) and a head rescaled so their logits are centred and
+Models are randomly initialized with non-trivial BatchNorm statistics (a few
+training-mode passes) and a head rescaled so their logits are centered and
 spread, so the probabilities vary over (0, 1) and a misaligned frame could not
 hide in a flat or saturated score.
 """
@@ -38,7 +38,7 @@ def make_model(model_class: type[Detector], seed: int = 0) -> Detector:
             model(torch.randn(4, SAMPLE_RATE) * AMPLITUDE + 0.01)
         model.eval()
         logits = model(torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=seed + 100))[None])
-        gain = LOGIT_SPREAD / logits.std()  # centred, spread logits: probabilities neither flat nor saturated
+        gain = LOGIT_SPREAD / logits.std()  # centered, spread logits: probabilities neither flat nor saturated
         model.head.weight.mul_(gain)
         model.head.bias.copy_(gain * (model.head.bias - logits.mean()))
     return model

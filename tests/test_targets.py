@@ -87,7 +87,7 @@ def test_dataset_span_is_where_the_keyword_lands() -> None:
         assert clip.sum() == 9_000  # the whole keyword, nothing else
         # same draws as place_keyword: clips do not change
         assert np.array_equal(clip, place_keyword(wave, 10_000, 19_000, CLIP, np.random.default_rng(seed)))
-    # longer than the clip: centred, span clamped to the clip
+    # longer than the clip: centered, span clamped to the clip
     _, span = place_keyword_span(np.ones(60_000, np.float32), 1_000, 51_000, CLIP, rng)
     assert span.tolist() == [0.0, CLIP]
 

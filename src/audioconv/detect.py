@@ -5,7 +5,7 @@ window that contains the word scores high), and a noisy score can dip below
 the threshold for a frame or two in the middle of a word. The rules below turn
 that into **one event per spoken keyword**:
 
-1. optional centred moving average (``smoothing_frames``; 1 = off). Centred so
+1. optional centered moving average (``smoothing_frames``; 1 = off). Centered so
    a peak stays where it was; the window shrinks at the edges so the first and
    last frames are not pulled towards zero;
 2. a frame is *active* when its (smoothed) score is ``>= threshold``; each run
@@ -47,7 +47,7 @@ DEFAULT_REFRACTORY_SECONDS = 1.0  # about one spoken "welcome" plus the detector
 
 
 class Scorer(Protocol):
-    """What ``analyse_file`` needs from a detector that is not a PyTorch module."""
+    """What ``analyze_file`` needs from a detector that is not a PyTorch module."""
 
     hop: int
     receptive_field: int
@@ -89,7 +89,7 @@ class FileDetection:
 
 
 def smooth(probabilities: np.ndarray, frames: int) -> np.ndarray:
-    """Centred moving average over ``frames`` (odd) frames; shorter windows at the edges."""
+    """Centered moving average over ``frames`` (odd) frames; shorter windows at the edges."""
     _check_smoothing(frames)
     values = np.asarray(probabilities, dtype=np.float64)
     if frames == 1 or values.size == 0:
@@ -109,7 +109,7 @@ def _active_runs(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 
 def _check_smoothing(frames: int) -> None:
     if int(frames) != frames or frames < 1 or frames % 2 == 0:
-        raise ValueError(f"smoothing_frames must be a positive odd number (centred window), got {frames}")
+        raise ValueError(f"smoothing_frames must be a positive odd number (centered window), got {frames}")
 
 
 def check_settings(threshold: float, smoothing_frames: int, refractory_seconds: float) -> None:
@@ -259,7 +259,7 @@ def frame_probabilities(model: Detector | Scorer, wave: np.ndarray, chunk_second
     return scan_chunked(model, wave, chunk_seconds=DEFAULT_CHUNK_SECONDS if chunk_seconds is None else chunk_seconds)
 
 
-def analyse_file(
+def analyze_file(
     model: Detector | Scorer,
     path: str | os.PathLike,
     threshold: float = DEFAULT_THRESHOLD,
@@ -289,6 +289,9 @@ def analyse_file(
     return FileDetection(str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, threshold, events)
 
 
+analyse_file = analyze_file  # the old name, still called by src/audioconv/cli/detect.py (not edited here)
+
+
 def detect_file(model: Detector | Scorer, path: str | os.PathLike, **settings: Any) -> list[Event]:
-    """Keyword events in one file; ``settings`` are those of ``analyse_file``."""
-    return analyse_file(model, path, **settings).events
+    """Keyword events in one file; ``settings`` are those of ``analyze_file``."""
+    return analyze_file(model, path, **settings).events

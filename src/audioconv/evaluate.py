@@ -265,7 +265,7 @@ def _events(
     )
 
 
-def summarise_model(
+def summarize_model(
     name: str,
     model: Detector,
     settings: Mapping[str, Any],
@@ -364,7 +364,7 @@ def evaluate_models(
             seconds = next(iter(waves.values())).size / next(iter(waves))
             progress(f"scanned {key} ({seconds / 60:.1f} min) with {len(models)} model(s)")
     return [
-        summarise_model(name, model, settings, scored[name], truth, base_threshold, targets)
+        summarize_model(name, model, settings, scored[name], truth, base_threshold, targets)
         for name, (model, settings) in models.items()
     ]
 

@@ -2,7 +2,7 @@
 
 Written out step by step rather than calling ``torch.stft`` so the framing is
 visible: a spectrogram is itself a convolution-like scan, a window of
-``n_fft`` samples moved ``hop_length`` samples at a time. There is no centre
+``n_fft`` samples moved ``hop_length`` samples at a time. There is no center
 padding, so frame ``i`` covers samples ``[i * hop, i * hop + n_fft)`` exactly,
 which keeps the whole detector fully convolutional in time.
 """

@@ -15,7 +15,7 @@ so ``python train.py data.user_folder=OUT`` trains on them as negatives
 (``corpus.user_corpus_rows``: kind "speech", label 0, voice ``user:<source>``).
 
 Each clip is ``clip_samples`` long (the training clip length,
-``data.clips.clip_seconds``): the receptive-field window that fired, centred,
+``data.clips.clip_seconds``): the receptive-field window that fired, centered,
 with the source's own audio around it (zeros beyond the source's ends). Wavs
 and the index are written atomically. Mining again into the same folder adds
 to it (a window mined twice is rewritten in place); delete it to start over.
@@ -57,7 +57,7 @@ class MinedWindow:
     start: float  # of the receptive-field window that scored highest
     end: float
     score: float
-    clip: np.ndarray  # clip_samples long, the window centred in it
+    clip: np.ndarray  # clip_samples long, the window centered in it
 
 
 @dataclass(frozen=True)
@@ -171,10 +171,10 @@ def peak_frames(
         smoothing_frames=smoothing_frames,
         refractory_seconds=refractory_seconds,
     )
-    centres = (np.arange(probabilities.size) * model.hop + model.receptive_field / 2) / model.sample_rate
+    centers = (np.arange(probabilities.size) * model.hop + model.receptive_field / 2) / model.sample_rate
     peaks = []
     for event in events:
-        inside = np.flatnonzero((centres >= event.start) & (centres <= event.end))
+        inside = np.flatnonzero((centers >= event.start) & (centers <= event.end))
         if inside.size == 0:
             continue
         frame = int(inside[np.argmax(probabilities[inside])])

@@ -30,7 +30,7 @@ SPECTROGRAM_FFT = 512
 SPECTROGRAM_HOP_SECONDS = 0.01
 MAX_SPECTROGRAM_COLUMNS = 2000
 LOG_FLOOR = 1e-10  # power floor before the log: digital silence stays finite
-EVENT_COLOUR = "tab:red"
+EVENT_COLOR = "tab:red"
 EVENT_ALPHA = 0.25
 DET_FIGURE_SIZE = (6.0, 4.5)  # inches
 DET_DPI = 120
@@ -81,13 +81,13 @@ def _spectrogram(axis, wave: np.ndarray, sample_rate: int) -> None:
 
 
 def _scores(axis, detection: FileDetection) -> None:
-    """Frame scores drawn at the centre of their window, where the word they react to is on average."""
+    """Frame scores drawn at the center of their window, where the word they react to is on average."""
     rate = detection.sample_rate
     times = (np.arange(detection.probabilities.size) * detection.hop + detection.receptive_field / 2) / rate
     axis.plot(times, detection.probabilities, linewidth=0.8, label="score")
     axis.axhline(detection.threshold, color="k", linestyle="--", linewidth=0.8, label=f"threshold {detection.threshold:g}")
     for event in detection.events:
-        axis.axvspan(event.start, event.end, color=EVENT_COLOUR, alpha=EVENT_ALPHA)
+        axis.axvspan(event.start, event.end, color=EVENT_COLOR, alpha=EVENT_ALPHA)
     axis.set_ylim(0.0, 1.0)
     axis.set_ylabel("score")
     axis.set_xlabel("time (s)")

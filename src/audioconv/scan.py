@@ -20,7 +20,7 @@ and how much memory they hold:
 
 All of them return frame probabilities (sigmoid of the logits) as 1-D float32
 numpy arrays. Scans run in eval mode: a BatchNorm in training mode would
-normalise with the statistics of whatever span it is given, and the scores
+normalize with the statistics of whatever span it is given, and the scores
 would then depend on how the signal was cut.
 """
 

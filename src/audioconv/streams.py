@@ -13,7 +13,7 @@ heldout: voices the model never trained on) over a noise background:
   distance) and maybe its own synthetic room (reverberation);
 * **background**: noise files of the split (or of ``noise_rows``) tiled over
   the whole stream, at one SNR per stream against the speech level; with no
-  noise file at all, seeded coloured noise is generated instead.
+  noise file at all, seeded colored noise is generated instead.
 
 Utterances are joined so that "well" is never followed closely by "come"
 (spoken together, that *is* the keyword, and the truth would not know it).
@@ -91,7 +91,7 @@ def forbidden_junction(before: Mapping | None, after: Mapping) -> bool:
     return bool(last and first and last[-1] == "well" and first[0].startswith("come"))
 
 
-def _coloured_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
+def _colored_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
     """Pink-ish noise (1/f power) for streams whose split has no noise files."""
     spectrum = np.fft.rfft(rng.standard_normal(samples))
     frequencies = np.fft.rfftfreq(samples)
@@ -185,7 +185,7 @@ def compose_stream(
             pieces = [load(noises[int(i)]["path"]) for i in picks]
             background = np.resize(np.concatenate(pieces), total)  # the pieces repeated to cover the stream
         else:
-            background = _coloured_noise(total, rng)
+            background = _colored_noise(total, rng)
         wave = augment.mix_at_snr(wave, background, float(rng.uniform(*config.snr_range_db)), speech_rms)
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     return (wave * min(1.0, 0.9 / peak) if peak > 0 else wave).astype(np.float32), keywords

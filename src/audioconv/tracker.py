@@ -7,7 +7,7 @@ the whole sequence, however it was cut: the same helpers do the arithmetic,
 and an event is only released when nothing that can still arrive would change
 it. That takes, after the event's last active frame:
 
-- ``smoothing_frames // 2`` frames, for the centred average to settle;
+- ``smoothing_frames // 2`` frames, for the centered average to settle;
 - its refractory period, counted from its firing peak: a later bump that
   close would be merged into it;
 - about one receptive field of frames, unless the next event has begun: its

@@ -215,8 +215,8 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
             window0 = peak * model.hop / sr
             notes.append(
                 f"keyword {k + 1} [{k0:.2f}, {k1:.2f}] s: best frame {peak}, score {scores[peak]:.3f}, window "
-                f"[{window0:.2f}, {window0 + rf_s:.2f}) s, window centre {times[peak] - (k0 + k1) / 2:+.2f} s from the "
-                f"word's centre, word starts {k0 - window0:.2f} s into the window, ends {window0 + rf_s - k1:.2f} s before its end"
+                f"[{window0:.2f}, {window0 + rf_s:.2f}) s, window center {times[peak] - (k0 + k1) / 2:+.2f} s from the "
+                f"word's center, word starts {k0 - window0:.2f} s into the window, ends {window0 + rf_s - k1:.2f} s before its end"
             )
         if outside.any():
             worst = int(np.flatnonzero(outside)[np.argmax(scores[outside])])

@@ -91,7 +91,7 @@ def plot_shift(loaded: LoadedModel, word: np.ndarray, word_label: str, out: str 
     colors = matplotlib.colormaps["tab10"](np.arange(len(placements)))
     notes = [
         f"offset {p.start / sr:.2f} s: peak frame {k} ({times[k]:.2f} s, {times[k] - (p.start + p.end) / 2 / sr:+.2f} s from "
-        f"the word's centre), clip score {m:.4f}, max |s(t) - s0(t - shift)| = {d:.1e}"
+        f"the word's center), clip score {m:.4f}, max |s(t) - s0(t - shift)| = {d:.1e}"
         for p, k, m, d in zip(placements, peaks, clip, deviations)
     ]
     notes.append(f"sub-hop shifts 0..{hop} samples: clip score from {sub_clip.min():.3f} to {sub_clip.max():.3f}")

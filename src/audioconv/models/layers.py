@@ -43,7 +43,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 def crop_to(x: Tensor, length: int) -> Tensor:
-    """Centre-crop the time axis to ``length`` (aligns a residual with an unpadded conv's output)."""
+    """Center-crop the time axis to ``length`` (aligns a residual with an unpadded conv's output)."""
     excess = x.shape[-1] - length
     start = excess // 2
     return x[..., start : start + length]

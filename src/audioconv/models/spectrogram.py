@@ -44,7 +44,7 @@ class SpecAugment(nn.Module):
             return features
         x = features.unsqueeze(1)  # iid masks want [B, C, F, T]
         for mask in self.masks:
-            x = mask(x, mask_value=0.0)  # features are batch-normalised: 0 is their mean
+            x = mask(x, mask_value=0.0)  # features are batch-normalized: 0 is their mean
         return x.squeeze(1)
 
 
