@@ -56,10 +56,12 @@ from typing import Any
 
 import numpy as np
 
+from audioconv import registry
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 16_000
 PUSH_SAMPLES = 1280  # 80 ms: openWakeWord's frame, and our streaming push
-MODELS = ("conv1d", "spectrogram")
+MODELS = registry.MODEL_NAMES
 WHOLE_PROBE_SECONDS = 60.0  # whole-file memory is measured on this much and extrapolated before the real run
 MEMORY_FRACTION = 0.6  # whole-file mode runs only if its estimate fits in this share of available memory
 WARMUP_SECONDS = 5.0
@@ -117,14 +119,13 @@ def _load_detector(name: str):
     import torch
 
     from audioconv import checkpoints
-    from audioconv.models import Conv1dDetector, SpectrogramDetector
 
     path = checkpoints.shipped_weights(name)
     if path.is_file():
         model, _ = checkpoints.load_detector(path)
         return model, f"shipped {path.name}"
     torch.manual_seed(0)
-    model = {"conv1d": Conv1dDetector, "spectrogram": SpectrogramDetector}[name]()
+    model = checkpoints.build_detector({"_target_": registry.MODELS[name]})
     return model.eval(), "random init"
 
 

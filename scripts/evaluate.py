@@ -26,6 +26,8 @@ import json
 import sys
 from pathlib import Path
 
+from audioconv.registry import MODEL_NAMES
+
 
 def probability(text: str) -> float:
     value = float(text)
@@ -39,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("files", nargs="*", metavar="FILE", help="extra audio with no keyword (negative audio)")
     add("--truth", type=Path, help="truth CSV: file,start,end[,voice,text] (scripts/make_streams.py writes one)")
-    add("--model", nargs="+", action="extend", choices=("conv1d", "spectrogram"), default=[],
+    add("--model", nargs="+", action="extend", choices=MODEL_NAMES, default=[],
         help="shipped weights src/audioconv/weights/<name>.safetensors (several allowed)")
     add("--checkpoint", nargs="+", action="extend", type=Path, default=[],
         help=".safetensors or train.py .ckpt (several allowed)")

@@ -23,6 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from audioconv.registry import MODEL_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides choosing the corpus and clip length")
     add("--out", type=Path, required=True, help="output folder, laid out as a user folder (negative/...)")
-    add("--model", choices=("conv1d", "spectrogram"), help="shipped weights (default: the one src/audioconv/weights/default.txt names)")
+    add("--model", choices=MODEL_NAMES, help="shipped weights (default: the one src/audioconv/weights/default.txt names)")
     add("--checkpoint", type=Path, help=".safetensors or train.py .ckpt; overrides --model")
     add("--threshold", type=probability, help="fire threshold (default: the model's own)")
     add("--folder", type=Path, action="append", default=[], help="a folder of your own keyword-free audio (repeatable)")

@@ -18,13 +18,14 @@ import logging
 import sys
 
 from audioconv import figures
-from audioconv.checkpoints import MODEL_NAMES, CheckpointError
+from audioconv.checkpoints import CheckpointError
+from audioconv.registry import MODEL_NAMES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder for scan.png, shift.png, receptive_field.png")
-    parser.add_argument("--model", choices=sorted(MODEL_NAMES), help="which detector (default: the shipped default)")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="which detector (default: the shipped default)")
     parser.add_argument("--checkpoint", help="a .safetensors or train.py .ckpt file (overrides --model)")
     parser.add_argument("--seed", type=int, default=0, help="picks the voice, utterances, gaps and noise (default 0)")
     parser.add_argument("--source", choices=figures.SOURCES, default="auto",

@@ -72,3 +72,12 @@ def test_class_defaults_are_the_config_values(model: str) -> None:
         if key != "_target_":
             default = list(defaults[key]) if isinstance(defaults[key], tuple) else defaults[key]
             assert default == value, f"{cls.__name__}({key}={defaults[key]!r}) but conf/model/{model}.yaml says {value!r}"
+
+
+def test_registry_names_are_the_model_configs() -> None:
+    """Every choices= of scripts and benchmarks comes from registry.MODEL_NAMES: it must list conf/model/*.yaml."""
+    from audioconv import registry
+
+    assert sorted(registry.MODEL_NAMES) == MODELS
+    for name in MODELS:
+        assert OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml")._target_ == registry.MODELS[name]
