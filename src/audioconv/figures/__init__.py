@@ -22,30 +22,26 @@ import os
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
-from audioconv import audio, checkpoints
+from audioconv import audio, checkpoints, config
 from audioconv.checkpoints import MODEL_NAMES
 from audioconv.figures.receptive_field import plot_receptive_field
-from audioconv.figures.recording import ROOT, SOURCES, keyword_word, make_recording
+from audioconv.figures.recording import SOURCES, keyword_word, make_recording
 from audioconv.figures.scan import plot_scan
 from audioconv.figures.shift import plot_shift
 from audioconv.models import Detector
 
-CONF_DIR = ROOT / "conf"
 __all__ = ["SOURCES", "configured_detector", "make_figures"]
 
 
 def configured_detector(name: str, sample_rate: int = audio.SAMPLE_RATE) -> Detector:
-    """An untrained detector built from ``conf/model/<name>.yaml`` (the class defaults if that file is missing)."""
-    path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.is_file():
-        return checkpoints.build_detector({"_target_": MODEL_NAMES[name]})
-    from omegaconf import OmegaConf
-
-    config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    if isinstance(config.get("sample_rate"), str):  # an interpolation into the data config: not ours to resolve
-        config["sample_rate"] = sample_rate
-    return checkpoints.build_detector(config)
+    """An untrained detector as ``model=<name>`` configures it (the class defaults, equal to those
+    settings, where the checkout's ``conf/`` is missing)."""
+    if not (config.ROOT / "conf" / "model" / f"{name}.yaml").is_file():
+        return checkpoints.build_detector({"_target_": MODEL_NAMES[name], "sample_rate": sample_rate})
+    model_config = config.compose([f"model={name}", f"data.clips.sample_rate={sample_rate}"]).model
+    return checkpoints.build_detector(OmegaConf.to_container(model_config, resolve=True))
 
 
 def make_figures(
@@ -58,7 +54,7 @@ def make_figures(
 ) -> tuple[list[Path], list[str]]:
     """Write scan.png, shift.png and receptive_field.png into ``out_dir``; return their paths and observations."""
     out_dir = Path(out_dir)
-    loaded = checkpoints.resolve_model(model_name, checkpoint, seed=seed, outputs_dir=ROOT / "outputs")
+    loaded = checkpoints.resolve_model(model_name, checkpoint, seed=seed, outputs_dir=config.ROOT / "outputs")
     rng = np.random.default_rng(seed)
     recording, manifest, used = make_recording(source, rng, loaded.model.sample_rate, corpus)
     word, word_label = keyword_word(manifest if used == "corpus" else None, rng, loaded.model.sample_rate, recording.voice)

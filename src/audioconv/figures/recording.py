@@ -26,12 +26,12 @@ from typing import Sequence
 import numpy as np
 
 from audioconv import audio
+from audioconv.config import ROOT  # the checkout
 from audioconv.corpus import read_manifest
 from audioconv.corpus.engines import espeak
 from audioconv.corpus.engines.base import SynthesisError, active_span, wav_bytes_to_16k
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[3]  # the checkout (this file is src/audioconv/figures/recording.py)
 CORPUS_ROOT = ROOT / "data" / "corpus"
 SOURCES = ("auto", "corpus", "espeak")
 KEYWORD = "welcome"
