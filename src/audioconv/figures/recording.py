@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +91,6 @@ class Recording:
     def source_short(self, width: int = SIDE_TEXT_WIDTH) -> str:
         """``source`` wrapped for a narrow side panel."""
         return "\n".join(textwrap.wrap(self.source, width))
-
 
 
 def _display(path: Path) -> str:
@@ -214,7 +212,7 @@ def corpus_recording(manifest: str | os.PathLike, rng: np.random.Generator, samp
 
 
 def espeak_available() -> bool:
-    return shutil.which("espeak-ng") is not None
+    return espeak.unavailable() is None
 
 
 def espeak_say(text: str, sample_rate: int = audio.SAMPLE_RATE, voice: str = ESPEAK_VOICE, speed: int = ESPEAK_SPEED) -> np.ndarray:
