@@ -63,10 +63,12 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from audioconv import registry  # noqa: E402  (standard library only: no thread pool starts)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_STREAM = ROOT / "data" / "streams" / "demo" / "stream_000.flac"
 SAMPLE_RATE = 16_000
-MODELS = ("conv1d", "spectrogram")
+MODELS = registry.MODEL_NAMES
 PUSH_MS = (20, 80, 320)
 WARMUP_SECONDS = 5.0
 TURN_SECONDS = 2.0  # audio each scanner pushes before the next one takes its turn
