@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors, .onnx and .stream.onnx")
     args = parser.parse_args(argv)
 
-    from audioconv import calibrate, checkpoints, corpus, evaluate, export, streams
+    from audioconv import calibrate, checkpoints, config, corpus, evaluate, export
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
 
     try:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except checkpoints.CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = corpus.read_manifest(streams.default_manifest(ROOT))
+    rows = corpus.read_manifest(config.corpus_manifest(root=ROOT))
     temperature, threshold, evaluation = calibrate.calibrate_threshold(
         model, rows, args.minutes, args.target, args.seed
     )

@@ -273,7 +273,7 @@ def _as_mono_float(samples: np.ndarray) -> np.ndarray:
     kind, half_range = array.dtype.kind, 2.0 ** (8 * array.dtype.itemsize - 1)
     if kind == "i":  # int16 -> x / 32768
         array = (array / half_range).astype(np.float32)
-    elif kind == "u":  # unsigned PCM (8-bit wav) is centred on half its range
+    elif kind == "u":  # unsigned PCM (8-bit wav) is centered on half its range
         array = ((array - half_range) / half_range).astype(np.float32)
     elif kind == "f":
         array = array.astype(np.float32, copy=False)

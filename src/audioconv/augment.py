@@ -156,7 +156,7 @@ def apply_gain(wave: np.ndarray, gain_db: float) -> np.ndarray:
 
 
 def _stft(wave: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """[frames, n_fft // 2 + 1]: frames centred on multiples of ``hop`` (zero padding at the ends)."""
+    """[frames, n_fft // 2 + 1]: frames centered on multiples of ``hop`` (zero padding at the ends)."""
     padded = np.pad(wave, n_fft // 2)
     return scipy.fft.rfft(sliding_window_view(padded, n_fft)[::hop] * window, axis=-1)
 
@@ -369,7 +369,7 @@ def random_eq(
     gain_db: float = 8.0,
     tilt_db_per_octave: float = 2.0,
 ) -> np.ndarray:
-    """A random microphone / loudspeaker colouring: a few biquads and a spectral tilt, zero phase.
+    """A random microphone / loudspeaker coloring: a few biquads and a spectral tilt, zero phase.
 
     Peaking filters (100 Hz .. 0.8 Nyquist, log-uniform; Q 0.5 .. 3) and low /
     high shelves, each with a gain uniform in +-``gain_db``, plus a tilt of

@@ -159,7 +159,7 @@ def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.r
     """A ``length``-sample window of ``wave`` holding [start, end) at a uniformly random offset.
 
     The utterance's own context (the carrier phrase) comes along; outside the
-    utterance the clip is zero. A keyword longer than the clip is centred.
+    utterance the clip is zero. A keyword longer than the clip is centered.
     """
     return place_keyword_span(wave, start, end, length, rng)[0]
 

@@ -289,7 +289,6 @@ def analyze_file(
     return FileDetection(str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, threshold, events)
 
 
-analyse_file = analyze_file  # the old name, still called by src/audioconv/cli/detect.py (not edited here)
 
 
 def detect_file(model: Detector | Scorer, path: str | os.PathLike, **settings: Any) -> list[Event]:

@@ -258,16 +258,6 @@ def truth_paths(truth_csv: str | os.PathLike, files: Sequence[str]) -> dict[str,
     return {file: Path(file) if Path(file).is_absolute() else folder / file for file in files}
 
 
-# --------------------------------------------------------------------------- which corpus
-
-
-def default_manifest(root: str | os.PathLike, overrides: Sequence[str] = (), build: bool = True) -> Path:
-    """Kept for scripts/ship_model.py: ``config.corpus_manifest`` (use that)."""
-    from audioconv import config
-
-    return config.corpus_manifest(overrides, build, root)
-
-
 def split_rows(rows: Sequence[Mapping], split: str) -> tuple[list[Mapping], list[Mapping]]:
     """(rows of ``split``, background noise rows for it).
 

@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--onnx", type=Path, metavar="PATH", help="an ONNX export (audioconv-export): implies --backend onnx")
     add("--threshold", type=probability, help="score threshold in [0, 1] (default: the weights' own, else the package's)")
     add("--smoothing", type=odd_frames, metavar="FRAMES",
-        help="centred moving average over this many frames, odd; 1 = off (default: the weights' own, else off)")
+        help="centered moving average over this many frames, odd; 1 = off (default: the weights' own, else off)")
     add("--refractory", type=non_negative_float, metavar="SECONDS",
         help="a peak this soon after the one that fired an event is merged into it "
         "(default: the weights' own, else the package's)")
@@ -199,7 +199,7 @@ def scan_files(detector: Detector, args: argparse.Namespace, results: TextIO) ->
     failed = 0
     for file, plot_path in zip(args.files, plot_paths):
         try:
-            detection = detect.analyse_file(detector.scorer, file, **settings)
+            detection = detect.analyze_file(detector.scorer, file, **settings)
         except audio.AudioError as error:
             report(f"error: {error}")
             failed += 1

@@ -1,4 +1,4 @@
-"""Noise-only files (coloured noise, mains hum, tones, sweeps, synthetic music), made with numpy.
+"""Noise-only files (colored noise, mains hum, tones, sweeps, synthetic music), made with numpy.
 
 They are negatives ("no speech") and, within their split, the background pool
 that training and evaluation streams mix under speech. Each file is a pure
