@@ -147,14 +147,19 @@ def detection_settings(
     return settings
 
 
+def check_geometry(hop: int, receptive_field: int, sample_rate: int) -> None:
+    """A frame grid that makes sense (offline detection and the online tracker share this check)."""
+    if hop < 1 or receptive_field < 1 or sample_rate <= 0:
+        raise ValueError(f"need hop >= 1, receptive_field >= 1, sample_rate > 0; got {hop}, {receptive_field}, {sample_rate}")
+
+
 def _check_geometry(probabilities: np.ndarray, hop: int, receptive_field: int, sample_rate: int) -> None:
     if probabilities.ndim != 1:
         raise ValueError(f"expected 1-D frame probabilities, got shape {probabilities.shape}")
     finite = np.all(np.isfinite(probabilities))
     if probabilities.size and not (finite and probabilities.min() >= 0 and probabilities.max() <= 1):
         raise ValueError("frame probabilities must be finite and in [0, 1] (pass sigmoid(logits), not logits)")
-    if hop < 1 or receptive_field < 1 or sample_rate <= 0:
-        raise ValueError(f"need hop >= 1, receptive_field >= 1, sample_rate > 0; got {hop}, {receptive_field}, {sample_rate}")
+    check_geometry(hop, receptive_field, sample_rate)
 
 
 def detect_events(

@@ -33,6 +33,7 @@ from audioconv.detect import (
     Event,
     Group,
     add_candidate,
+    check_geometry,
     check_settings,
     group_spans,
     smooth,
@@ -54,8 +55,7 @@ class EventTracker:
         refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
         file: str = "",
     ) -> None:
-        if hop < 1 or receptive_field < 1 or sample_rate <= 0:
-            raise ValueError(f"need hop >= 1, receptive_field >= 1, sample_rate > 0; got {hop}, {receptive_field}, {sample_rate}")
+        check_geometry(hop, receptive_field, sample_rate)
         check_settings(threshold, smoothing_frames, refractory_seconds)
         self.hop, self.receptive_field, self.sample_rate = hop, receptive_field, sample_rate
         self.threshold, self.smoothing_frames, self.refractory_seconds = threshold, smoothing_frames, refractory_seconds
