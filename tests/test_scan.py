@@ -18,37 +18,13 @@ import torch
 
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 from audioconv.scan import StreamingScanner, scan_chunked, scan_naive, scan_whole
+from scanning_helpers import SAMPLE_RATE, make_model, make_wave
 
 MODELS = [Conv1dDetector, SpectrogramDetector]
-SAMPLE_RATE = 16_000
 TOLERANCE = 1e-5
-LOGIT_SPREAD = 1.0  # std of the test models' logits, like a trained model's near its threshold
 FLOAT32_ROUNDING = 1e-7  # probabilities come back as float32, whatever the model's dtype
 WAVE_SECONDS = 3.0
 ODD_TAIL = 123  # samples past a whole second: the length is not a multiple of the hop
-AMPLITUDE = 0.1
-
-
-def make_model(model_class: type[Detector], seed: int = 0) -> Detector:
-    torch.manual_seed(seed)
-    model = model_class()
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):  # running BatchNorm statistics away from (0, 1)
-            model(torch.randn(4, SAMPLE_RATE) * AMPLITUDE + 0.01)
-        model.eval()
-        logits = model(torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=seed + 100))[None])
-        gain = LOGIT_SPREAD / logits.std()  # centered, spread logits: probabilities neither flat nor saturated
-        model.head.weight.mul_(gain)
-        model.head.bias.copy_(gain * (model.head.bias - logits.mean()))
-    return model
-
-
-def make_wave(num_samples: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(num_samples) / SAMPLE_RATE
-    tone = np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.7 * t) > 0)  # bursts: scores that vary in time
-    return (AMPLITUDE * (rng.standard_normal(num_samples) + tone)).astype(np.float32)
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda c: c.__name__)

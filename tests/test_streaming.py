@@ -21,12 +21,10 @@ from audioconv.geometry import TimeLayer
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 from audioconv.scan import scan_naive, scan_whole
 from audioconv.streaming import NoNewFrames, StatefulScanner, StreamingWindow, streaming_copy
+from scanning_helpers import SAMPLE_RATE, make_model, make_wave, one_thread, push_in_pieces  # noqa: F401 (one_thread: autouse)
 
-SAMPLE_RATE = 16_000
 TOLERANCE = 1e-5
 FLOAT32_ROUNDING = 1e-7
-AMPLITUDE = 0.1
-LOGIT_SPREAD = 1.0
 WAVE_SECONDS = 2.0
 ODD_TAIL = 123  # the total length is not a multiple of the hop
 PUSH_SIZES = [1, 7, 160, 319, 320, 1280, 5120]  # shorter than a hop, around one, a few, many
@@ -41,45 +39,9 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny forward passes: on a busy 2-core machine a second OpenMP thread only adds stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def make_wave(num_samples: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(num_samples) / SAMPLE_RATE
-    tone = np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.7 * t) > 0)  # bursts: scores that vary in time
-    return (AMPLITUDE * (rng.standard_normal(num_samples) + tone)).astype(np.float32)
-
-
-def make_model(model_class: type[Detector], seed: int = 0, **config) -> Detector:
-    torch.manual_seed(seed)
-    model = model_class(**config)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):  # running BatchNorm statistics away from (0, 1)
-            model(torch.randn(4, SAMPLE_RATE) * AMPLITUDE + 0.01)
-        model.eval()
-        logits = model(torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=seed + 100))[None])
-        gain = LOGIT_SPREAD / logits.std()
-        model.head.weight.mul_(gain)
-        model.head.bias.copy_(gain * (model.head.bias - logits.mean()))
-    return model
-
-
 def stream(scanner: StatefulScanner, wave: np.ndarray, sizes: list[int]) -> np.ndarray:
     """Push ``wave`` in pieces cycling through ``sizes``; the concatenated frames."""
-    pieces, start, turn = [], 0, 0
-    while start < wave.size:
-        size = sizes[turn % len(sizes)]
-        pieces.append(scanner.push(wave[start : start + size]))
-        start, turn = start + size, turn + 1
-    return np.concatenate(pieces)
+    return np.concatenate(push_in_pieces(scanner.push, wave, sizes))
 
 
 def assert_same(scores: np.ndarray, reference: np.ndarray, tolerance: float = TOLERANCE) -> None:
