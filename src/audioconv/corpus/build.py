@@ -32,7 +32,7 @@ from audioconv.corpus.engines import ENGINES
 from audioconv.corpus.engines.base import Item, SynthesisError, samples
 from audioconv.corpus.manifest import atomic_write_text, complete, write_manifest
 from audioconv.corpus.plan import part_rng, plan
-from audioconv.corpus.settings import CorpusConfig, from_plain, part_key, plain
+from audioconv.corpus.settings import CorpusConfig, from_plain, part_key, part_section, plain, shared_settings
 
 log = logging.getLogger(__name__)
 # Scheduling only (output never depends on it): tasks per worker, for load balance.
@@ -48,12 +48,10 @@ def part_dir(cfg: Mapping[str, Any], part: str, root: str | os.PathLike) -> Path
 
 def part_settings(cfg: Mapping[str, Any], part: str) -> Any:
     """The typed settings of one part's section (``engines.<name>`` or ``noise``)."""
-    values = plain(cfg)
+    section = part_section(cfg, part)
     if part == noise.NAME:
-        return from_plain(noise.Settings, values["noise"], "corpus.noise")
-    if part not in values.get("engines", {}):
-        raise ValueError(f"corpus.use names {part!r}, which has no section under corpus.engines")
-    return from_plain(ENGINES[part].Settings, values["engines"][part], f"corpus.engines.{part}")
+        return from_plain(noise.Settings, section, "corpus.noise")
+    return from_plain(ENGINES[part].Settings, section, f"corpus.engines.{part}")
 
 
 def plan_part(cfg: Mapping[str, Any], part: str) -> list[Item]:
@@ -223,10 +221,8 @@ def build_part(cfg: Mapping[str, Any], part: str, root: str | os.PathLike, worke
         if complete(manifest):
             return manifest
         _clean_leftovers(folder)
-        own = values["noise"] if part == noise.NAME else values["engines"][part]
-        settings_record = {"part": part, "shared": {k: v for k, v in values.items() if k not in ("engines", "noise",
-                           "use", "splits")}, "own": own}
-        atomic_write_text(folder / "config.json", json.dumps(settings_record, indent=2, sort_keys=True) + "\n")
+        record = {"part": part, "shared": shared_settings(values), "own": part_section(values, part)}
+        atomic_write_text(folder / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
         items = plan_part(values, part)
         workers = workers or len(os.sched_getaffinity(0))
         tasks = _tasks(folder, values, part, items, workers)

@@ -103,11 +103,20 @@ def shared_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return _without_execution({k: v for k, v in plain(cfg).items() if k not in SECTION_KEYS})
 
 
+def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:
+    """One part's own settings: ``noise``, or ``engines.<part>``."""
+    values = plain(cfg)
+    if part == "noise":
+        return values["noise"]
+    if part not in values.get("engines", {}):
+        raise ValueError(f"corpus.use names {part!r}, which has no section under corpus.engines")
+    return values["engines"][part]
+
+
 def part_key(cfg: Mapping[str, Any], part: str) -> str:
     """Short sha1 of what one part's audio depends on: shared settings and its own section."""
     values = plain(cfg)
-    own = values["noise"] if part == "noise" else values["engines"][part]
-    return _digest({"part": part, "shared": shared_settings(values), "own": _without_execution(own)})
+    return _digest({"part": part, "shared": shared_settings(values), "own": _without_execution(part_section(values, part))})
 
 
 def view_key(cfg: Mapping[str, Any]) -> str:
