@@ -4,6 +4,7 @@
     python scripts/cross_engine.py                                  # every engine in data.corpus.use, defaults
     python scripts/cross_engine.py --engines piper kokoro -- trainer.max_epochs=12
     python scripts/cross_engine.py --out runs/xe --count 2 --minutes 5 -- model=conv1d
+    python scripts/cross_engine.py --mine-rounds 1 -- trainer.max_epochs=12   # each fold mined and fine-tuned once
 
 Writes OUT/<engine>/run (the training run), OUT/<engine>/streams (streams and
 truth.csv), OUT/cross_engine.json and OUT/cross_engine.md (the README table:
@@ -31,10 +32,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--seed", type=int, default=0, help="stream seed")
     add("--threshold", type=float, help="threshold for the recall / FA/h columns (default: each fold's own)")
     add("--target", type=float, default=1.0, help="false alarms per hour for the pooled threshold")
+    add("--mine-rounds", type=int, default=0, help="rounds of hard-negative mining and fine-tuning per fold (default 0)")
+    add("--mine-hours", type=float, default=2.0, help="hours of the fold's training negatives scanned per round")
+    add("--mine-threshold", type=float, default=0.1, help="windows scoring at least this are mined")
+    add("--mine-epochs", type=int, default=6, help="fine-tuning epochs per mining round")
     add("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides for training (after --)")
     args = parser.parse_args(argv)
     if args.count < 1 or args.minutes <= 0:
         parser.error("--count must be >= 1 and --minutes > 0")
+    if args.mine_rounds < 0 or args.mine_hours <= 0 or args.mine_epochs < 1 or not 0.0 <= args.mine_threshold <= 1.0:
+        parser.error("need --mine-rounds >= 0, --mine-hours > 0, --mine-epochs >= 1 and --mine-threshold in [0, 1]")
     return args
 
 
@@ -45,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
 
     engines = args.engines or corpus_settings(args.overrides, ROOT)["use"]
     config = streams.StreamConfig(seconds=args.minutes * 60)
+    mining = cross_engine.Mining(args.mine_rounds, args.mine_hours, args.mine_threshold, args.mine_epochs)
     try:
         result = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
-                                  args.threshold, args.target, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                                  args.threshold, args.target, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                  mining=mining)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

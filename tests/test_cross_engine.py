@@ -17,12 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_one_fold_end_to_end(tmp_path):
-    """Hold out pico on the tiny config: the fold trains without it and is scored on pico voices only."""
+    """Hold out pico on the tiny config: the fold trains without it, mines its own training negatives once,
+    fine-tunes on them, and is scored on pico voices only."""
     if ENGINES["pico"].unavailable():
         pytest.skip(ENGINES["pico"].unavailable())
     out = tmp_path / "xe"
     command = [sys.executable, str(ROOT / "scripts" / "cross_engine.py"), "--engines", "pico", "--count", "1",
-               "--minutes", "0.4", "--out", str(out), "--", "experiment=tiny", "trainer.max_epochs=1",
+               "--minutes", "0.4", "--out", str(out), "--mine-rounds", "1", "--mine-hours", "0.02",
+               "--mine-threshold", "0", "--mine-epochs", "1", "--", "experiment=tiny", "trainer.max_epochs=1",
                "torch_threads=1"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -35,6 +37,11 @@ def test_one_fold_end_to_end(tmp_path):
     assert {k.voice.split(":")[0] for keywords in truth.values() for k in keywords} == {"pico"}
     metrics = json.loads((out / "pico" / "run" / "metrics.json").read_text())["metrics"]
     assert "heldout/auroc" in metrics  # the run saw pico as its held-out split, not in training
+    assert result["mining"]["rounds"] == 1
+    mined = (out / "pico" / "mined" / "mined.csv").read_text().splitlines()
+    assert len(mined) >= 2  # a header and at least one window (threshold 0 fires on anything)
+    tuned = json.loads((out / "pico" / "run_mined1" / "metrics.json").read_text())
+    assert tuned["epochs"] >= 1 and tuned["best_checkpoint"].startswith(str(out / "pico" / "run_mined1"))
     assert "| pico |" in done.stdout and (out / cross_engine.TABLE_FILE).read_text() in done.stdout
 
 

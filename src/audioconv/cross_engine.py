@@ -4,7 +4,10 @@ A detector is only as good as its recall on voices it never heard. For every
 engine family E (espeak-ng, festival, Pico, Piper, Kokoro):
 
 1. **train** with ``data.corpus.splits.heldout_engines=[E]`` (every voice of E moves
-   to the held-out split; the corpus parts are reused, only the view changes);
+   to the held-out split; the corpus parts are reused, only the view changes),
+   then, for each round of ``Mining``, mine hard negatives from the fold's own
+   training negatives (every other engine's speech and confusables) and
+   fine-tune on them: the recipe the shipped model follows, measured as shipped;
 2. **compose** long streams from E's voices alone, with the conventions of
    ``scripts/make_streams.py`` (other speech and confusable words between the
    keywords, reverberation, gain) over noise and real music (test-split tracks
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,16 +38,42 @@ RESULTS_FILE = "cross_engine.json"
 TABLE_FILE = "cross_engine.md"
 
 
+@dataclass(frozen=True)
+class Mining:
+    """Rounds of hard-negative mining after a fold's first training (0 rounds: none).
+
+    Each round scans ``hours`` of the fold's training negatives with the last
+    round's model, keeps every window firing at ``threshold`` (adding to the
+    fold's ``mined/`` folder) and fine-tunes that model for ``epochs`` epochs
+    with them (``data.user_folder``, ``init_from``) at peak learning rate ``lr``.
+    """
+
+    rounds: int = 0
+    hours: float = 2.0
+    threshold: float = 0.1
+    epochs: int = 6
+    lr: float = 0.001  # a third of training's: adjust the model, do not start over
+
+
 @dataclass
 class Fold:
-    """One engine held out: where its run, streams and evaluation live."""
+    """One engine held out: where its runs, mined negatives, streams and evaluation live."""
 
     engine: str
     folder: Path
+    rounds: int = 0  # mining rounds: the evaluated run is the last one
+
+    def round_dir(self, round_: int) -> Path:
+        """Round 0 is the first training (``run``); round r the r-th fine-tuning on mined negatives."""
+        return self.folder / ("run" if round_ == 0 else f"run_mined{round_}")
 
     @property
     def run_dir(self) -> Path:
-        return self.folder / "run"
+        return self.round_dir(self.rounds)
+
+    @property
+    def mined(self) -> Path:
+        return self.folder / "mined"
 
     @property
     def checkpoint(self) -> Path:
@@ -60,17 +89,33 @@ def fold_overrides(engine: str, overrides: Sequence[str]) -> list[str]:
     return [*overrides, f"data.corpus.splits.heldout_engines=[{engine}]", "data.corpus.splits.heldout_voices=[]"]
 
 
-def train_fold(fold: Fold, overrides: Sequence[str], train_script: Path) -> Path:
-    """Train one fold with ``train.py`` in a child process (its own Hydra run); return the best checkpoint.
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").is_file() and (run_dir / "checkpoints" / "best.ckpt").is_file()
 
-    A finished fold (its ``metrics.json`` exists) is not trained again, so an
+
+def train_fold(fold: Fold, overrides: Sequence[str], train_script: Path, mining: Mining = Mining()) -> Path:
+    """Train one fold with ``train.py`` in child processes (their own Hydra runs), mining rounds included;
+    return the last round's best checkpoint.
+
+    A finished run (its ``metrics.json`` exists) is not trained again, so an
     interrupted sweep resumes where it stopped.
     """
-    if (fold.run_dir / "metrics.json").is_file() and fold.checkpoint.is_file():
-        return fold.checkpoint
-    command = [sys.executable, str(train_script), *fold_overrides(fold.engine, overrides),
-               f"hydra.run.dir={fold.run_dir}"]
-    subprocess.run(command, check=True, cwd=train_script.parent)
+    root = train_script.parent
+    first = fold.round_dir(0)
+    if not _finished(first):
+        subprocess.run([sys.executable, str(train_script), *fold_overrides(fold.engine, overrides),
+                        f"hydra.run.dir={first}"], check=True, cwd=root)
+    for round_ in range(1, fold.rounds + 1):
+        run_dir, previous = fold.round_dir(round_), fold.round_dir(round_ - 1) / "checkpoints" / "best.ckpt"
+        if _finished(run_dir):
+            continue
+        subprocess.run([sys.executable, str(root / "scripts" / "mine_negatives.py"), *fold_overrides(fold.engine, overrides),
+                        "--out", str(fold.mined), "--checkpoint", str(previous), "--threshold", str(mining.threshold),
+                        "--hours", str(mining.hours), "--seed", str(round_), "--quiet"], check=True, cwd=root)
+        subprocess.run([sys.executable, str(train_script), *fold_overrides(fold.engine, overrides),
+                        f"data.user_folder={fold.mined}", f"init_from={previous}",
+                        f"trainer.max_epochs={mining.epochs}", f"optim.lr={mining.lr}",
+                        f"hydra.run.dir={run_dir}"], check=True, cwd=root)
     return fold.checkpoint
 
 
@@ -204,16 +249,17 @@ def run(
     threshold: float | None,
     target: float = 1.0,
     progress: Callable[[str], None] = print,
+    mining: Mining = Mining(),
 ) -> dict[str, Any]:
     """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
     rows, evaluations = [], []
     data = data_settings(overrides, repo_root)
     music = music_rows(data, repo_root / "data" / "backgrounds")
     for engine in engines:
-        fold = Fold(engine, out / engine)
+        fold = Fold(engine, out / engine, mining.rounds)
         view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
-        progress(f"[{engine}] training without it (view {view.parent.name})")
-        train_fold(fold, overrides, repo_root / "train.py")
+        progress(f"[{engine}] training without it (view {view.parent.name}), {mining.rounds} mining round(s)")
+        train_fold(fold, overrides, repo_root / "train.py", mining)
         if not fold.truth.is_file():
             make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
         progress(f"[{engine}] scanning {count} stream(s) of its voices")
@@ -224,7 +270,7 @@ def run(
         progress(f"[{engine}] recall at <=1 FA/h {rows[-1]['recall_at_1_fa_per_hour']:.3f}")
     pooled_value, pooled_recall = pooled_threshold(evaluations, target)
     pooled = {"target": target, "threshold": pooled_value, "recall": pooled_recall}
-    result = {"overrides": list(overrides), "folds": rows, "pooled": pooled}
+    result = {"overrides": list(overrides), "mining": asdict(mining), "folds": rows, "pooled": pooled}
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).write_text(json.dumps(evaluate.jsonable(result), indent=2) + "\n")
     (out / TABLE_FILE).write_text(format_table(rows, pooled))

@@ -15,11 +15,12 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from audioconv import geometry
+from audioconv import checkpoints, geometry
 from audioconv.data import KeywordDataModule
 from audioconv.module import KeywordModule
 
@@ -72,6 +73,23 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     )
 
 
+def start_from(model: torch.nn.Module, path: Path) -> None:
+    """Copy the weights of ``path`` (``.safetensors`` or a ``train.py`` ``.ckpt``) into ``model``: fine-tuning.
+
+    Only the weights travel; the optimizer and its learning-rate schedule start
+    afresh over this run's epochs (unlike ``ckpt_path``, which resumes a run).
+    The two detectors must be built alike (same ``model`` config), else
+    ``CheckpointError`` names the file and the first mismatch.
+    """
+    source, _ = checkpoints.load_detector(path)
+    try:
+        model.load_state_dict(source.state_dict(), strict=True)
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1].strip()[:200]
+        raise checkpoints.CheckpointError(path, f"its detector is not built like this run's model ({reason})") from None
+    log.info("fine-tuning from %s", path)
+
+
 def format_report(metrics: dict[str, float], splits: list[str]) -> str:
     """A small table: one row per evaluation split."""
     header = f"{'split':<9}" + "".join(f"{name:>22}" for name in REPORT_METRICS)
@@ -99,6 +117,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     module = build_module(cfg, datamodule.test_splits)
     model = module.model
+    if cfg.get("init_from"):
+        start_from(model, Path(str(cfg.init_from)))
     log.info(
         "%s: %d parameters, %.2f M multiply-adds per second of audio, %s",
         type(model).__name__,
