@@ -28,7 +28,7 @@ def make_demo_recording(cfg: DictConfig, out_dir: Path) -> tuple[Path, list[stre
     rows = corpus.read_manifest(manifest)
     split = DEMO_SPLIT if any(r["split"] == DEMO_SPLIT for r in rows) else "test"
     speech, noise = streams.split_rows(rows, split)
-    config = streams.StreamConfig(seconds=DEMO_SECONDS, keywords_per_minute=6.0)
+    config = streams.StreamConfig(seconds=DEMO_SECONDS, keywords_per_minute=6.0, keyword=str(cfg.data.corpus.keyword))
     wave, keywords = streams.compose_stream(speech, config, seed=int(cfg.seed), noise_rows=noise)
     path = out_dir / "demo.wav"
     streams.save_stream(path, wave)

@@ -11,7 +11,9 @@ keyword, times in seconds, ``file`` relative to the folder of truth.csv (a
 stream with no keyword gets one row with empty times). ``scripts/evaluate.py
 --truth OUT/truth.csv`` reads it. The corpus is the default config's
 (``conf/config.yaml``; Hydra overrides such as ``experiment=tiny`` may follow
-the options), built first if missing, unless ``--manifest`` names another.
+the options), built first if missing, unless ``--manifest`` names another;
+the keyword that no two joined utterances may spell across their junction is
+always the config's (``data.corpus.keyword``).
 The same corpus, options and seed give the same streams.
 """
 
@@ -53,14 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from audioconv import corpus, streams
-    from audioconv.config import corpus_manifest
+    from audioconv.config import corpus_settings
 
-    manifest = args.manifest or corpus_manifest(args.overrides, root=ROOT)
+    settings = corpus_settings(args.overrides, root=ROOT)
+    manifest = args.manifest or corpus.build_corpus(settings, ROOT / "data" / "corpus")
     rows, noise_rows = streams.split_rows(corpus.read_manifest(manifest), args.split)
     if not rows:
         print(f"error: {manifest}: split {args.split!r} is empty", file=sys.stderr)
         return 2
-    config = streams.StreamConfig(seconds=args.minutes * 60, background=not args.no_background)
+    config = streams.StreamConfig(seconds=args.minutes * 60, background=not args.no_background,
+                                  keyword=settings["keyword"])
     if args.keywords_per_minute is not None:
         config = replace(config, keywords_per_minute=args.keywords_per_minute)
     if args.snr is not None:

@@ -10,7 +10,8 @@ Sources: the corpus's non-keyword utterances of one split (default train),
 each used once, joined into 10-minute streams (``--hours`` caps how much),
 and/or every audio file below each ``--folder`` (it must hold no keyword).
 The corpus is the default config's (Hydra overrides such as
-``experiment=tiny`` may follow the options) unless ``--manifest`` names one.
+``experiment=tiny`` may follow the options) unless ``--manifest`` names one;
+its keyword (``data.corpus.keyword``) is never spelled across a join.
 Each event at the threshold (peak-picked, one per event) gives one clip of
 the training clip length (``data.clips.clip_seconds``), the firing window in
 its middle, written to ``OUT/negative/<source>/``; ``OUT/mined.csv`` indexes
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     clip_seconds = args.clip_seconds
-    needs_config = clip_seconds is None or (not args.no_corpus and args.manifest is None)
+    needs_config = clip_seconds is None or not args.no_corpus  # the clip length; the corpus and its keyword
     data = config.data_settings(args.overrides, ROOT) if needs_config else {}
     if clip_seconds is None:
         clip_seconds = float(data["clips"]["clip_seconds"])
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = corpus.read_manifest(manifest)
         max_seconds = args.hours * 3600 if args.hours is not None else None
         sources.append(mining.corpus_negative_streams(rows, args.split, args.seed, max_seconds=max_seconds,
-                                                      sample_rate=model.sample_rate))
+                                                      sample_rate=model.sample_rate,
+                                                      keyword=data["corpus"]["keyword"]))
         progress(f"corpus: split {args.split} of {manifest}")
     for folder in args.folder:
         sources.append(mining.folder_sources(folder, sample_rate=model.sample_rate))

@@ -51,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except checkpoints.CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = corpus.read_manifest(config.corpus_manifest(root=ROOT))
+    settings = config.corpus_settings(root=ROOT)
+    rows = corpus.read_manifest(corpus.build_corpus(settings, ROOT / "data" / "corpus"))
     temperature, threshold, evaluation = calibrate.calibrate_threshold(
-        model, rows, args.minutes, args.target, args.seed
+        model, rows, args.minutes, args.target, args.seed, keyword=settings["keyword"]
     )
     recall, _ = evaluate.recall_at(evaluation.points, args.target)
     source = {"split": "val", "minutes": args.minutes, "target_false_alarms_per_hour": args.target,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -199,8 +200,37 @@ def test_compose_stream_with_background_and_negative_only(tmp_path: Path) -> Non
 
 def test_well_come_is_never_joined() -> None:
     assert streams.forbidden_junction({"text": "that went well!"}, {"text": "Come here"})
+    assert streams.forbidden_junction({"text": "as well"}, {"text": "comes along"})
+    assert streams.forbidden_junction({"text": "wel"}, {"text": "come"})  # any split of the keyword
     assert not streams.forbidden_junction({"text": "well done"}, {"text": "come here"})
+    assert not streams.forbidden_junction({"text": "well"}, {"text": "done"})
+    assert not streams.forbidden_junction({"text": "farewell"}, {"text": "come here"})  # not at a word start
     assert not streams.forbidden_junction(None, {"text": "come here"})
+
+
+def test_forbidden_junction_follows_the_keyword() -> None:
+    hello = {"keyword": "hello"}
+    assert streams.forbidden_junction({"text": "the hel"}, {"text": "lo there"}, **hello)
+    assert streams.forbidden_junction({"text": "hell"}, {"text": "o"}, **hello)
+    assert not streams.forbidden_junction({"text": "that went well"}, {"text": "come here"}, **hello)
+    assert not streams.forbidden_junction({"text": "hello"}, {"text": "there"}, **hello)  # whole, not split
+    # a keyword of two words splits between them too
+    assert streams.forbidden_junction({"text": "okay hey"}, {"text": "computer on"}, keyword="hey computer")
+    assert streams.forbidden_junction({"text": "well"}, {"text": "done"}, keyword="well done")
+
+
+def test_compose_stream_keeps_the_configured_keyword_apart(tmp_path: Path) -> None:
+    rows = [
+        {"path": str(tmp_path / name), "label": 0, "kind": "speech", "text": text, "split": "test"}
+        for name, text in (("a.wav", "hel"), ("b.wav", "lo"))
+    ]
+    for row in rows:
+        sf.write(row["path"], np.full(SR // 10, 0.1, np.float32), SR)
+    config = streams.StreamConfig(seconds=10.0, keywords_per_minute=0.0, reverb_prob=0.0, background=False,
+                                  pause_range=(0.05, 0.05), phrase_prob=0.0, silence_prob=0.0, gain_range_db=(0, 0))
+    close, _ = streams.compose_stream(rows, config, seed=1)
+    apart, _ = streams.compose_stream(rows, replace(config, keyword="hello"), seed=1)
+    assert np.count_nonzero(apart) < np.count_nonzero(close)  # "hel" then "lo": a junction gap each time
 
 
 def test_truth_round_trip(tmp_path: Path) -> None:

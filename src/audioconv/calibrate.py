@@ -58,15 +58,18 @@ def calibrate_threshold(
     target_false_alarms_per_hour: float,
     seed: int,
     split: str = "val",
+    keyword: str = streams.DEFAULT_KEYWORD,
 ) -> tuple[float, float, evaluate.ModelEvaluation]:
     """(temperature, threshold, the evaluation it was read from) on ``minutes`` of streams from ``split``.
+
+    ``keyword`` is the corpus's (``data.corpus.keyword``): the streams never spell it across a junction.
 
     The model is changed in place: its logits are divided by the temperature
     (``fold_temperature``) before the threshold is chosen.
     """
     speech, noise = streams.split_rows(rows, split)
     count = max(1, round(minutes / STREAM_MINUTES))
-    config = streams.StreamConfig(seconds=minutes * 60 / count)
+    config = streams.StreamConfig(seconds=minutes * 60 / count, keyword=keyword)
     with tempfile.TemporaryDirectory(prefix="calibrate-") as folder:
         files, truth, waves = {}, {}, []
         for index in range(count):

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from audioconv import audio, augment, backgrounds, corpus
 from audioconv.augment import AugmentConfig
-from audioconv.streams import forbidden_junction
+from audioconv.streams import DEFAULT_KEYWORD, forbidden_junction
 from audioconv.targets import NO_SPAN
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,10 @@ class ClipDataset(Dataset):
         seed: int,
         augmentation: AugmentConfig | None,
         rooms: Sequence[np.ndarray] = (),
+        keyword: str = DEFAULT_KEYWORD,
     ) -> None:
         self.rows, self.waves, self.noises = list(rows), waves, noises
+        self.keyword = keyword  # data.corpus.keyword: context never spells it across a join
         self.rooms = rooms  # simulated room responses (augment.rir_bank) for the rir_prob share of clips
         self.labels = np.array([int(r["label"]) for r in self.rows], dtype=np.int64)
         # utterances that may surround another one: speech that is not the keyword
@@ -111,7 +113,8 @@ class ClipDataset(Dataset):
         A detector scanned over real audio meets the joins between words and
         utterances; a model trained only on isolated utterances fires on them.
         Returns the longer wave and where the original utterance starts in it.
-        Joins that would say the keyword ("well" + "come...") are skipped.
+        Joins that would say the keyword (``streams.forbidden_junction``: "well" + "come..."
+        for "welcome") are skipped.
         """
         aug = self.augmentation
         if not aug or not len(self.context_pool) or rng.random() >= aug.context_prob:
@@ -120,10 +123,10 @@ class ClipDataset(Dataset):
         before, after = (int(self.context_pool[i]) for i in rng.integers(len(self.context_pool), size=2))
         gaps = [np.zeros(int(rng.uniform(*aug.context_gap_range) * sr), np.float32) for _ in range(2)]
         pieces, offset = [wave], 0
-        if not forbidden_junction(self.rows[before], row):
+        if not forbidden_junction(self.rows[before], row, self.keyword):
             pieces = [self.waves[before], gaps[0], *pieces]
             offset = len(self.waves[before]) + len(gaps[0])
-        if not forbidden_junction(row, self.rows[after]):
+        if not forbidden_junction(row, self.rows[after], self.keyword):
             pieces += [gaps[1], self.waves[after]]
         return np.concatenate(pieces), offset
 
@@ -287,6 +290,7 @@ class KeywordDataModule(L.LightningDataModule):
                 self.seed,
                 augmentation,
                 rooms=rooms,
+                keyword=str(self.cfg.get("corpus", {}).get("keyword", DEFAULT_KEYWORD)),
             )
         for split, dataset in self.datasets.items():
             positives = int(dataset.labels.sum())

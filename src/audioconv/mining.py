@@ -92,12 +92,14 @@ def corpus_negative_streams(
     max_seconds: float | None = None,
     pause_range: tuple[float, float] = CORPUS_PAUSE_RANGE,
     sample_rate: int = audio.SAMPLE_RATE,
+    keyword: str = streams.DEFAULT_KEYWORD,
 ) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, wave)`` streams of every non-keyword utterance (speech, confusable, noise) of ``split``.
 
     Each utterance is used once, in a seeded order, joined by pauses from
-    ``pause_range``; "well" is never followed closely by "come" (together they
-    are the keyword). Streams are about ``stream_seconds`` long (never cutting
+    ``pause_range``; two utterances that spell ``keyword`` across their join
+    ("well" + "come..." for "welcome": ``streams.forbidden_junction``) are
+    never joined closely. Streams are about ``stream_seconds`` long (never cutting
     an utterance), ``max_seconds`` in all at most. Names: ``<split>-000``, ...
     """
     negatives = [r for r in rows if r["split"] == split and int(r["label"]) == 0]
@@ -121,7 +123,7 @@ def corpus_negative_streams(
         if max_seconds is not None and total + wave.size > max_seconds * sample_rate:
             break
         pause = float(rng.uniform(*pause_range))
-        if streams.forbidden_junction(previous, row):
+        if streams.forbidden_junction(previous, row, keyword):
             pause = max(pause, streams.JUNCTION_GAP_SECONDS)
         gap = np.zeros(int(pause * sample_rate), dtype=np.float32)
         pieces += [gap, wave]

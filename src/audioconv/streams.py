@@ -15,8 +15,9 @@ heldout: voices the model never trained on) over a noise background:
   the whole stream, at one SNR per stream against the speech level; with no
   noise file at all, seeded colored noise is generated instead.
 
-Utterances are joined so that "well" is never followed closely by "come"
-(spoken together, that *is* the keyword, and the truth would not know it).
+Utterances are joined so that the keyword is never spelled across a junction
+(``forbidden_junction``: "well" then "come..." for "welcome"): spoken close
+together, that *is* the keyword, and the truth would not know it.
 
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same rows,
 settings and seed give the same samples and the same truth.
@@ -46,7 +47,8 @@ from audioconv import audio, augment
 
 TRUTH_COLUMNS = ("file", "start", "end", "voice", "text")
 STREAM_FORMATS = {".wav": "WAV", ".flac": "FLAC"}  # both PCM16; audio.load reads either
-JUNCTION_GAP_SECONDS = 1.0  # least pause between an utterance ending in "well" and one starting with "come"
+DEFAULT_KEYWORD = "welcome"  # conf/data/welcome.yaml: data.corpus.keyword
+JUNCTION_GAP_SECONDS = 1.0  # least pause at a forbidden junction (the keyword split across two utterances)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class StreamConfig:
     reverb_prob: float = 0.3  # per utterance
     reverb_t60_range: tuple[float, float] = (0.2, 0.7)
     sample_rate: int = audio.SAMPLE_RATE
+    keyword: str = DEFAULT_KEYWORD  # data.corpus.keyword: never spelled across two joined utterances
 
 
 class Keyword(NamedTuple):
@@ -83,12 +86,33 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", str(text or "").lower())
 
 
-def forbidden_junction(before: Mapping | None, after: Mapping) -> bool:
-    """True when ``before`` ends with "well" and ``after`` starts with "come": together they say the keyword."""
+def _spelled(words: Sequence[str]) -> str:
+    """Words run together as heard: no spaces, a doubled letter once ("well come" -> "welcome")."""
+    return re.sub(r"(.)\1+", r"\1", "".join(words))
+
+
+def forbidden_junction(before: Mapping | None, after: Mapping, keyword: str = DEFAULT_KEYWORD) -> bool:
+    """True when ``before`` then ``after`` say ``keyword`` across the junction, so they must not be joined closely.
+
+    That is: ``before``'s last word(s) and ``after``'s first word(s), run
+    together (``_spelled``: spaces dropped, a doubled letter once), start
+    with the keyword, and the keyword does not fit in ``before``'s words
+    alone: it is split into ``A + B``, ``before`` ending with the whole
+    word(s) ``A`` and ``after`` starting with ``B`` ("come" also in "comes").
+    For "welcome", "that went well" + "come here" is forbidden; for "hello",
+    "hel" + "lo there" is; "well" + "done" never is. ``before`` None
+    (nothing yet) never is.
+    """
     if before is None:
         return False
-    last, first = _words(before.get("text", "")), _words(after.get("text", ""))
-    return bool(last and first and last[-1] == "well" and first[0].startswith("come"))
+    spoken = _spelled(_words(keyword))
+    last, head = _words(before.get("text", "")), _words(after.get("text", ""))
+    for count in range(1, len(last) + 1):
+        if len(_spelled(last[-count:])) >= len(spoken):
+            break  # A must leave some of the keyword to ``after``
+        if head and _spelled(last[-count:] + head).startswith(spoken):
+            return True
+    return False
 
 
 def _colored_noise(samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -154,7 +178,7 @@ def compose_stream(
             next_keyword = now + next_interval()
         if row is None:
             row = speech[int(rng.integers(len(speech)))]
-        if forbidden_junction(previous, row):
+        if forbidden_junction(previous, row, config.keyword):
             cursor += int(JUNCTION_GAP_SECONDS * sr)
             if cursor >= total:
                 break
