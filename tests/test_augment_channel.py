@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioconv import augment, backgrounds
+from audioconv import augment, backgrounds, channel
 from audioconv.augment import AugmentConfig
 from audioconv.data import ClipDataset, WaveStore
 
@@ -62,13 +62,13 @@ AUGMENTATIONS = {
     "formants_down": lambda w, rng: augment.shift_formants(w, float(rng.uniform(0.85, 0.9)), SR),
     "formants_up": lambda w, rng: augment.shift_formants(w, float(rng.uniform(1.1, 1.15)), SR),
     "pitch_wide": lambda w, rng: augment.shift_pitch(w, float(rng.uniform(3.0, 4.0)), SR),
-    "eq": lambda w, rng: augment.random_eq(w, rng, SR, (3, 4), 10.0, 3.0),
-    "band_limit": lambda w, rng: augment.band_limit(w, float(rng.uniform(3000, 4000)), SR),
-    "telephone": lambda w, rng: augment.telephone(w, rng, SR, mulaw_prob=1.0),
-    "telephone_linear": lambda w, rng: augment.telephone(w, rng, SR, mulaw_prob=0.0),
-    "clip_hard": lambda w, rng: augment.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=False),
-    "clip_soft": lambda w, rng: augment.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=True),
-    "gain_ramp": lambda w, rng: augment.gain_ramp(w, rng, 12.0),
+    "eq": lambda w, rng: channel.random_eq(w, rng, SR, (3, 4), 10.0, 3.0),
+    "band_limit": lambda w, rng: channel.band_limit(w, float(rng.uniform(3000, 4000)), SR),
+    "telephone": lambda w, rng: channel.telephone(w, rng, SR, mulaw_prob=1.0),
+    "telephone_linear": lambda w, rng: channel.telephone(w, rng, SR, mulaw_prob=0.0),
+    "clip_hard": lambda w, rng: channel.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=False),
+    "clip_soft": lambda w, rng: channel.clip_distortion(w, float(rng.uniform(0.1, 0.3)), soft=True),
+    "gain_ramp": lambda w, rng: channel.gain_ramp(w, rng, 12.0),
     "synthetic_room": lambda w, rng: augment.reverberate(w, augment.synthetic_room(rng, 0.6, SR)),
 }
 
@@ -116,23 +116,23 @@ def test_formant_shift_moves_the_envelope_not_the_pitch(factor: float) -> None:
 def test_telephone_and_band_limit_remove_the_top(seed: int) -> None:
     noise = np.random.default_rng(seed).standard_normal(int(1.5 * SR)).astype(np.float32)
     assert energy_above(noise, 4000) > 0.4
-    phone = augment.telephone(noise, np.random.default_rng(seed), SR, (3000, 3700), (200, 400), mulaw_prob=1.0)
+    phone = channel.telephone(noise, np.random.default_rng(seed), SR, (3000, 3700), (200, 400), mulaw_prob=1.0)
     assert energy_above(phone, 3700) < 1e-3 and energy_above(phone, 4000) < 1e-3
     assert energy_above(phone, 200) > 0.99 * (1 - energy_above(phone, 3700)), "the low end is cut too"
     cutoff = float(np.random.default_rng(seed).uniform(3000, 4000))
-    limited = augment.band_limit(noise, cutoff, SR)
+    limited = channel.band_limit(noise, cutoff, SR)
     assert energy_above(limited, cutoff * 1.1) < 1e-3
     assert energy_above(limited, cutoff * 1.25) < 5e-4
 
 
 def test_mu_law_is_eight_bit() -> None:
-    levels = np.unique(augment.mu_law(np.linspace(-1, 1, 100_000, dtype=np.float32)))
+    levels = np.unique(channel.mu_law(np.linspace(-1, 1, 100_000, dtype=np.float32)))
     assert 250 <= len(levels) <= 256
 
 
 def test_eq_changes_the_spectrum_within_bounds() -> None:
     noise = np.random.default_rng(0).standard_normal(int(1.5 * SR)).astype(np.float32)
-    out = augment.random_eq(noise, np.random.default_rng(3), SR, (4, 4), 8.0, 2.0)
+    out = channel.random_eq(noise, np.random.default_rng(3), SR, (4, 4), 8.0, 2.0)
     ratio = augment.rms(out) / augment.rms(noise)
     assert not np.allclose(out, noise) and 0.1 < ratio < 10
 
