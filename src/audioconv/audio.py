@@ -11,11 +11,12 @@ half-written file never looks complete.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from audioconv.files import write_atomically
 
 SAMPLE_RATE = 16_000
 READ_BLOCK_FRAMES = 1 << 18  # frames per read of a multichannel file: bounds the all-channels buffer
@@ -132,13 +133,4 @@ def load(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, min_samples: i
 
 def save(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16") -> None:
     """Write a wav atomically: a reader never sees a half-written file under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype=subtype, format="WAV"))

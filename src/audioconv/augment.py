@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import fftconvolve
 
 from audioconv.channel import band_limit, clip_distortion, gain_ramp, random_eq, telephone
+from audioconv.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -320,15 +320,11 @@ def rir_bank(aug: AugmentConfig, cache_dir: str | os.PathLike | None = None) -> 
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file, not a name: np.savez would add ".npz" to the name
             np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
 
 
 # --------------------------------------------------------------------------- the chain (ClipDataset.make_clip)

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from audioconv import audio
+from audioconv.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,6 @@ def read_excerpt(path: str, start: float, seconds: float, sample_rate: int) -> n
     return audio.resample(data.mean(axis=1), rate, sample_rate)
 
 
-def _write_json(path: Path, value: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build(settings: BackgroundSettings, cache_root: str | os.PathLike) -> Path | None:
     """Cut and cache the excerpts (once per settings key); the folder, or None when no source exists."""
     sources = find_sources(settings)
@@ -181,7 +170,7 @@ def build(settings: BackgroundSettings, cache_root: str | os.PathLike) -> Path |
         entries.append({"file": name, "split": source.split, "source": source.path, "group": source.group,
                         "start": round(start, 3), "seconds": round(len(wave) / settings.sample_rate, 3)})
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "index.json", {"settings": settings.__dict__, "excerpts": entries})
+    write_text_atomically(folder / "index.json", json.dumps({"settings": settings.__dict__, "excerpts": entries}, indent=1))
     counts = {split: sum(e["split"] == split for e in entries) for split in SPLITS}
     log.info("background excerpts cached in %s: %s", folder, counts)
     return folder

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from audioconv import registry
 from audioconv.detect import DEFAULT_THRESHOLD
+from audioconv.files import write_atomically
 from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
 
 DETECTORS: dict[str, type[Detector]] = {
@@ -77,19 +77,9 @@ def build_detector(model_config: Mapping[str, Any]) -> Detector:
 
 def save_detector(path: str | os.PathLike, model: Detector, model_config: Mapping[str, Any], **info: Any) -> None:
     """Write weights + config (+ detection defaults in ``info``) as one safetensors file, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {"format": "audioconv-detector-1", "model_config": json.dumps(dict(model_config)), "info": json.dumps(info)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file others may read
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:

@@ -57,7 +57,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -68,6 +67,7 @@ from torch import nn
 
 from audioconv import detect, onnx_backend, registry
 from audioconv.features import FramedSpectrogram
+from audioconv.files import write_atomically
 from audioconv.models import Detector
 
 EXPORT_FORMAT = registry.EXPORT_FORMAT
@@ -164,19 +164,6 @@ def _as_export_error(what: str) -> Iterator[None]:
         raise ExportError(f"{what}: {type(error).__name__}: {first_line}") from error
 
 
-def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file others may read
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def onnx_bytes(model: Detector, info: Mapping[str, Any], opset: int = ONNX_OPSET) -> bytes:
     """The serialized ONNX model (graph + metadata_props), checked with ``onnx.checker``."""
     import onnx
@@ -214,7 +201,7 @@ def export_onnx(model: Detector, info: Mapping[str, Any], out: str | os.PathLike
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     _verify(model, lambda wave: session.run([OUTPUT_NAME], {INPUT_NAME: wave})[0], "ONNX export")
     out = Path(out)
-    _write_atomic(out, lambda tmp: Path(tmp).write_bytes(data))
+    write_atomically(out, lambda tmp: Path(tmp).write_bytes(data))
     return out
 
 
@@ -458,7 +445,7 @@ def export_onnx_stream(model: Detector, info: Mapping[str, Any], out: str | os.P
     data = onnx_stream_bytes(model, info, push_samples_for(model, push_ms), opset)
     _verify_stream(model, data)
     out = Path(out)
-    _write_atomic(out, lambda tmp: Path(tmp).write_bytes(data))
+    write_atomically(out, lambda tmp: Path(tmp).write_bytes(data))
     return out
 
 
@@ -476,7 +463,7 @@ def export_torchscript(model: Detector, info: Mapping[str, Any], out: str | os.P
     _verify(model, lambda wave: traced(torch.from_numpy(wave)).detach().numpy(), "TorchScript export")
     extra = {TORCHSCRIPT_METADATA_FILE: json.dumps(metadata(model, info))}
     out = Path(out)
-    _write_atomic(out, lambda tmp: _quietly(torch.jit.save, traced, tmp, _extra_files=extra))
+    write_atomically(out, lambda tmp: _quietly(torch.jit.save, traced, tmp, _extra_files=extra))
     return out
 
 

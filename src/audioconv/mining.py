@@ -39,6 +39,7 @@ import numpy as np
 
 from audioconv import audio, streams
 from audioconv.detect import detect_model_events
+from audioconv.files import write_text_atomically
 from audioconv.models import Detector
 from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
 
@@ -236,9 +237,7 @@ def _write_index(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=INDEX_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, buffer.getvalue())
 
 
 def mine(

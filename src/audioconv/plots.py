@@ -10,15 +10,15 @@ The PNG is written atomically: a reader never sees a half-written image.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from audioconv.detect import FileDetection
+from audioconv.files import write_atomically
 
 if TYPE_CHECKING:
     from audioconv.evaluate import OperatingPoint
@@ -34,22 +34,6 @@ EVENT_COLOR = "tab:red"
 EVENT_ALPHA = 0.25
 DET_FIGURE_SIZE = (6.0, 4.5)  # inches
 DET_DPI = 120
-
-
-def write_atomically(out: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """``write(tmp)`` to a temporary file beside ``out``, then rename it to ``out``: never seen half-written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is an ordinary file others may read
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
 
 
 def _save(figure: Figure, out: str | os.PathLike, dpi: float | None = None) -> Path:

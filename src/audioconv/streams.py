@@ -33,9 +33,9 @@ evaluated (they count as audio scanned, with no keyword).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 
 from audioconv import audio, augment
+from audioconv.files import write_atomically, write_text_atomically
 
 TRUTH_COLUMNS = ("file", "start", "end", "voice", "text")
 STREAM_FORMATS = {".wav": "WAV", ".flac": "FLAC"}  # both PCM16; audio.load reads either
@@ -221,35 +222,21 @@ def save_stream(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = au
     kind = STREAM_FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"{path}: stream files must end in one of {sorted(STREAM_FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=kind)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a stream is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: sf.write(tmp, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=kind))
 
 
 def write_truth(path: str | os.PathLike, entries: Mapping[str, Sequence[Keyword | tuple]]) -> None:
     """Truth CSV (file,start,end,voice,text), written atomically; a file with no keyword gets an empty row."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(TRUTH_COLUMNS)
-        for file, keywords in entries.items():
-            if not keywords:
-                writer.writerow([file, "", "", "", ""])
-            for keyword in keywords:
-                keyword = Keyword(*keyword)
-                writer.writerow([file, f"{keyword.start:.3f}", f"{keyword.end:.3f}", keyword.voice, keyword.text])
-    os.replace(tmp, path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TRUTH_COLUMNS)
+    for file, keywords in entries.items():
+        if not keywords:
+            writer.writerow([file, "", "", "", ""])
+        for keyword in keywords:
+            keyword = Keyword(*keyword)
+            writer.writerow([file, f"{keyword.start:.3f}", f"{keyword.end:.3f}", keyword.voice, keyword.text])
+    write_text_atomically(path, buffer.getvalue())
 
 
 def read_truth(path: str | os.PathLike) -> dict[str, list[Keyword]]:

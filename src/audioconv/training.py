@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from audioconv import checkpoints, geometry
 from audioconv.data import KeywordDataModule
+from audioconv.files import write_text_atomically
 from audioconv.module import KeywordModule
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,4 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically, so a crashed run never leaves a metrics.json that looks complete."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")

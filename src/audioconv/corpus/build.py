@@ -30,9 +30,10 @@ from audioconv import audio
 from audioconv.corpus import noise
 from audioconv.corpus.engines import ENGINES
 from audioconv.corpus.engines.base import Item, SynthesisError, samples
-from audioconv.corpus.manifest import atomic_write_text, complete, write_manifest
+from audioconv.corpus.manifest import complete, write_manifest
 from audioconv.corpus.plan import part_rng, plan
 from audioconv.corpus.settings import CorpusConfig, from_plain, part_key, part_section, plain, shared_settings
+from audioconv.files import write_text_atomically
 
 log = logging.getLogger(__name__)
 # Scheduling only (output never depends on it): tasks per worker, for load balance.
@@ -91,7 +92,7 @@ def _write_item(root: Path, item: Item, wave: np.ndarray, span, shared: CorpusCo
     wave = np.concatenate([np.zeros(lead, np.float32), wave.astype(np.float32), np.zeros(trail, np.float32)])
     audio.save(root / item.wav, _peak_normalize(wave, item.peak_dbfs))
     meta = {"samples": int(wave.size), "kw": [span[0] + lead, span[1] + lead] if span else None}
-    atomic_write_text(root / item.meta, json.dumps(meta))
+    write_text_atomically(root / item.meta, json.dumps(meta))
 
 
 def _run_task(root: str, cfg: dict, part: str, items: Sequence[Item]) -> int:
@@ -222,7 +223,7 @@ def build_part(cfg: Mapping[str, Any], part: str, root: str | os.PathLike, worke
             return manifest
         _clean_leftovers(folder)
         record = {"part": part, "shared": shared_settings(values), "own": part_section(values, part)}
-        atomic_write_text(folder / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_text_atomically(folder / "config.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
         items = plan_part(values, part)
         workers = workers or len(os.sched_getaffinity(0))
         tasks = _tasks(folder, values, part, items, workers)

@@ -13,27 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from audioconv.files import write_text_atomically
 
 MANIFEST_COLUMNS = ("path", "label", "kind", "text", "kw_start", "kw_end", "engine", "voice", "split", "duration",
                     "params")
 KINDS = ("keyword", "speech", "confusable", "noise")
 SPLITS = ("train", "val", "test", "heldout")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and one rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
@@ -42,7 +30,7 @@ def write_manifest(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: row.get(k, "") for k in MANIFEST_COLUMNS} for row in rows)
-    atomic_write_text(path, buffer.getvalue())
+    write_text_atomically(path, buffer.getvalue())
     return path
 
 

@@ -11,8 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from audioconv.checkpoints import LoadedModel
+from audioconv.files import write_atomically
 from audioconv.models import Detector
-from audioconv.plots import write_atomically
 
 FONT_SIZE = 11
 DPI = 100
