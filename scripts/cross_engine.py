@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from audioconv import cross_engine, streams
     from audioconv.config import corpus_settings
 
-    engines = args.engines or corpus_settings(args.overrides, ROOT)["use"]
-    config = streams.StreamConfig(seconds=args.minutes * 60)
+    settings = corpus_settings(args.overrides, ROOT)
+    engines = args.engines or settings["use"]
+    config = streams.StreamConfig(seconds=args.minutes * 60, keyword=settings["keyword"])
     mining = cross_engine.Mining(args.mine_rounds, args.mine_hours, args.mine_threshold, args.mine_epochs)
     try:
         result = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
