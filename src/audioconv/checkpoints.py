@@ -109,7 +109,7 @@ def _read_lightning(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if "model_config" not in hparams:
         raise CheckpointError(path, "not an audioconv checkpoint (no model_config in its hyper-parameters)")
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    return state, dict(hparams["model_config"]), {"threshold": hparams.get("threshold")}
+    return state, dict(hparams["model_config"]), {}  # no operating point yet: ship_model.py measures one
 
 
 def load_detector(path: str | os.PathLike) -> tuple[Detector, dict[str, Any]]:

@@ -111,7 +111,7 @@ class KeywordModule(L.LightningModule):
         model_config: Mapping[str, Any],
         optim: Mapping[str, Any],
         clip_seconds: float,
-        threshold: float = 0.5,
+        clip_threshold: float = 0.5,
         eval_splits: tuple[str, ...] = ("test", "heldout"),
         seed: int = 0,
         loss: Mapping[str, Any] | None = None,
@@ -124,17 +124,18 @@ class KeywordModule(L.LightningModule):
                 "model_config": dict(model_config),
                 "optim": dict(optim),
                 "clip_seconds": clip_seconds,
-                "threshold": threshold,
+                "clip_threshold": clip_threshold,
                 "loss": dict(self.loss_settings),
             }
         )
-        self.model, self.optim, self.threshold, self.seed = model, dict(optim), threshold, seed
+        # clip metrics only: the detector's operating threshold is chosen on streams (calibrate, cross_engine)
+        self.model, self.optim, self.clip_threshold, self.seed = model, dict(optim), clip_threshold, seed
         self.hop, self.receptive_field = model.hop, model.receptive_field
         self.eval_splits = list(eval_splits)
-        self.val_metrics = clip_metrics("val/", threshold)
-        self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", threshold) for s in self.eval_splits])
-        self.val_alarms = FalseAlarmRate(clip_seconds, threshold)
-        self.test_alarms = torch.nn.ModuleList([FalseAlarmRate(clip_seconds, threshold) for _ in self.eval_splits])
+        self.val_metrics = clip_metrics("val/", clip_threshold)
+        self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", clip_threshold) for s in self.eval_splits])
+        self.val_alarms = FalseAlarmRate(clip_seconds, clip_threshold)
+        self.test_alarms = torch.nn.ModuleList([FalseAlarmRate(clip_seconds, clip_threshold) for _ in self.eval_splits])
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)

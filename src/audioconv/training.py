@@ -42,7 +42,7 @@ def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
         model_config=model_config,
         optim=OmegaConf.to_container(cfg.optim, resolve=True),
         clip_seconds=float(cfg.data.clips.clip_seconds),
-        threshold=float(cfg.threshold),
+        clip_threshold=float(cfg.clip_threshold),
         eval_splits=tuple(eval_splits),
         seed=int(cfg.seed),
         loss=OmegaConf.to_container(cfg.loss, resolve=True) if cfg.get("loss") else None,
@@ -147,7 +147,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("rank %d of %d finished", trainer.global_rank, trainer.world_size)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", report)
-        print(f"\nTest report ({report['model']}, threshold {cfg.threshold}, {fit_seconds / 60:.1f} min training):")
+        print(f"\nTest report ({report['model']}, clip threshold {cfg.clip_threshold}, {fit_seconds / 60:.1f} min training):")
         print(format_report(metrics, datamodule.test_splits))
         print(f"best checkpoint: {report['best_checkpoint']}")
     return report
