@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioconv import augment, backgrounds, channel
+from audioconv import augment, backgrounds, channel, data
 from audioconv.augment import AugmentConfig
 from audioconv.data import ClipDataset, WaveStore
 
@@ -270,3 +270,35 @@ def test_make_clip_keeps_the_keyword_in_its_span() -> None:
         assert 0 < span[0] < span[1] < len(clip)
         start, _ = onset_offset(clip, fraction=0.1)
         assert abs(start - span[0] / SR) < TOLERANCE, f"seed {seed}: burst at {start:.4f} s, span at {span[0] / SR:.4f} s"
+
+
+def test_partial_keyword_is_a_negative_holding_only_part_of_the_word() -> None:
+    """partial_keyword_prob=1: every positive becomes a negative (label 0, no span) that keeps a fragment of
+    the keyword, about 30-70 % of it, and nothing of the rest of the word."""
+    aug = AugmentConfig(partial_keyword_prob=1.0, speed_prob=0.0, pitch_prob=0.0, reverb_prob=0.0, noise_prob=0.0,
+                        gain_range_db=(0.0, 0.0))
+    dataset = keyword_dataset(aug)
+    keyword_seconds = 0.4  # the burst of keyword_dataset: 0.7-1.1 s
+    for key in range(16):
+        clip, label, span = dataset[2 * key]  # index 0 (the keyword utterance) of epoch `key`
+        assert float(label) == 0.0 and span.tolist() == [-1.0, -1.0]
+        start, end = onset_offset(clip.numpy(), fraction=0.1)
+        assert 0.3 * keyword_seconds - TOLERANCE < end - start < 0.7 * keyword_seconds + TOLERANCE
+    assert np.array_equal(dataset.waves[0], tone_burst(2.0, (0.7, 1.1))), "the stored utterance is not cut"
+    clip, label, span = keyword_dataset(AugmentConfig(noise_prob=0.0))[0]
+    assert float(label) == 1.0 and span[0] >= 0  # off by default: positives stay positives
+
+
+def test_cut_keyword_keeps_head_or_tail() -> None:
+    wave = np.ones(1000, dtype=np.float32)
+    seen = set()
+    for seed in range(20):
+        out, first, last = data.cut_keyword(wave, 200, 600, (0.5, 0.5), np.random.default_rng(seed))
+        assert np.all(wave == 1.0), "the input is not modified"
+        assert (first, last) in ((200, 400), (400, 600))
+        silenced = (400, 600) if first == 200 else (200, 400)
+        assert np.all(out[silenced[0]:silenced[1]] == 0.0)
+        assert np.all(out[:200] == 1.0) and np.all(out[600:] == 1.0)  # the rest of the utterance is kept
+        assert out[(first + last) // 2] == 1.0
+        seen.add(first)
+    assert seen == {200, 400}, "both the head and the tail are kept sometimes"

@@ -56,6 +56,9 @@ class AugmentConfig:
     noise_prob: float = 0.8
     snr_range_db: tuple[float, float] = (0.0, 25.0)
     gain_range_db: tuple[float, float] = (-18.0, 6.0)
+    # --- part of the keyword, not all of it: a positive made a negative (ClipDataset.make_clip)
+    partial_keyword_prob: float = 0.0
+    partial_keyword_cut: tuple[float, float] = (0.3, 0.7)  # where the word is cut, as a fraction of its span
     # --- speaker: spectral-envelope (formant) warp, pitch and timing kept; >1 = shorter vocal tract
     formant_prob: float = 0.0
     formant_range: tuple[float, float] = (0.85, 1.15)

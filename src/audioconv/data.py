@@ -3,7 +3,9 @@
 Every clip is ``clip_seconds`` long. A positive clip holds the whole keyword at
 a random offset (this is what teaches shift invariance: the model cannot know
 where the word will be, so it must detect it everywhere); a negative clip is a
-random piece of speech that is not the keyword, or of noise.
+random piece of speech that is not the keyword, or of noise, or (a share
+``partial_keyword_prob`` of the positives) a keyword utterance with the head or
+the tail of its keyword silenced: part of the word is not the word.
 
 Reproducibility: a clip is a pure function of (seed, epoch, index). The
 sampler hands each worker keys ``epoch * N + index`` and the dataset seeds its
@@ -105,7 +107,8 @@ class ClipDataset(Dataset):
         epoch, index = divmod(int(key), len(self.rows))
         rng = np.random.default_rng([self.seed, epoch, index])
         clip, span = self.make_clip(index, rng)
-        return torch.from_numpy(clip), torch.tensor(float(self.labels[index])), torch.as_tensor(span, dtype=torch.float32)
+        label = float(span[0] >= 0) if self.labels[index] == 1 else 0.0  # a cut keyword is a negative
+        return torch.from_numpy(clip), torch.tensor(label), torch.as_tensor(span, dtype=torch.float32)
 
     def add_context(self, index: int, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """The utterance with other (non-keyword) speech before and after it, as in running speech.
@@ -131,7 +134,7 @@ class ClipDataset(Dataset):
         return np.concatenate(pieces), offset
 
     def make_clip(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """The clip and the keyword's span in it (samples; ``NO_SPAN`` for a negative)."""
+        """The clip and the keyword's span in it (samples; ``NO_SPAN`` for a negative, a cut keyword included)."""
         row, aug = self.rows[index], self.augmentation
         sr, length = self.sample_rate, self.clip_samples
         wave, offset = self.add_context(index, self.waves[index], rng)
@@ -142,8 +145,12 @@ class ClipDataset(Dataset):
         reference_rms, span = None, np.array(NO_SPAN, dtype=np.float32)
         if row["label"] == 1:
             start, end = int((row["kw_start"] * sr + offset) / speed), int((row["kw_end"] * sr + offset) / speed)
-            clip, span = place_keyword_span(wave, start, end, length, rng)
             reference_rms = augment.rms(wave[start:end])
+            if aug and aug.partial_keyword_prob > 0 and rng.random() < aug.partial_keyword_prob:
+                wave, start, end = cut_keyword(wave, start, end, aug.partial_keyword_cut, rng)
+                clip, _ = place_keyword_span(wave, start, end, length, rng)  # the fragment, placed like a keyword
+            else:
+                clip, span = place_keyword_span(wave, start, end, length, rng)
         else:
             clip = augment.random_crop(wave, length, rng)
         if aug and rng.random() < aug.pitch_prob:
@@ -156,6 +163,34 @@ class ClipDataset(Dataset):
         if aug:  # the channel carries the noise too (EQ, clipping, telephone / band-limit); level last
             clip = augment.level(augment.channel(clip, aug, rng), aug, rng)
         return clip.astype(np.float32), span
+
+
+CUT_FADE_SECONDS = 0.005  # the cut edge fades out over this, so the cut itself is no click to learn
+
+
+def cut_keyword(
+    wave: np.ndarray, start: int, end: int, cut: Sequence[float], rng: np.random.Generator
+) -> tuple[np.ndarray, int, int]:
+    """Silence the head or the tail of the keyword: ``(wave, fragment start, fragment end)``.
+
+    "wel-" without "-come" (or "-come" without "wel-") is what most false alarms
+    on unseen voices sound like ("welding", "well done", "outcome"); a positive
+    with part of its keyword silenced, the rest of the utterance kept, teaches
+    that only the whole word counts, in every training voice. The cut falls at
+    a fraction of the span drawn from ``cut``.
+    """
+    point = start + int(round(float(rng.uniform(*cut)) * (end - start)))
+    fade = max(1, int(CUT_FADE_SECONDS * audio.SAMPLE_RATE))
+    wave = wave.copy()
+    if rng.random() < 0.5:  # keep the head: silence [point, end)
+        wave[point:end] = 0.0
+        edge = wave[max(start, point - fade):point]
+        edge *= np.linspace(1.0, 0.0, edge.size, dtype=np.float32)
+        return wave, start, point
+    wave[start:point] = 0.0  # keep the tail
+    edge = wave[point:min(end, point + fade)]
+    edge *= np.linspace(0.0, 1.0, edge.size, dtype=np.float32)
+    return wave, point, end
 
 
 def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator) -> np.ndarray:
