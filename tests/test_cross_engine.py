@@ -42,6 +42,10 @@ def test_one_fold_end_to_end(tmp_path):
     assert len(mined) >= 2  # a header and at least one window (threshold 0 fires on anything)
     tuned = json.loads((out / "pico" / "run_mined1" / "metrics.json").read_text())
     assert tuned["epochs"] >= 1 and tuned["best_checkpoint"].startswith(str(out / "pico" / "run_mined1"))
+    sources = fold["false_alarm_sources"]
+    assert sum(sources["by_kind"].values()) == sources["counted"] <= 100
+    said = streams.read_said(out / "pico" / "streams" / "said.csv")
+    assert {u.voice.split(":")[0] for u in said["stream_000.flac"]} == {"pico"}
     assert "| pico |" in done.stdout and (out / cross_engine.TABLE_FILE).read_text() in done.stdout
 
 
@@ -61,3 +65,20 @@ def test_pooled_threshold_keeps_all_folds_within_the_target():
     assert recall == pytest.approx((8 + 3) / 15)
     strict, _ = cross_engine.pooled_threshold([a, b], max_false_alarms_per_hour=0.0)
     assert strict == 0.7  # a: 5 hits 0 alarms at 0.9 (first point >= 0.7); b: 0 alarms
+
+
+def test_false_alarm_sources_name_what_was_said():
+    from audioconv.detect import Event
+
+    said = {"s.flac": [streams.Utterance(0.0, 1.0, "speech", "v", "hello there"),
+                       streams.Utterance(1.2, 2.0, "confusable", "v", "well done"),
+                       streams.Utterance(3.0, 4.0, "keyword", "v", "welcome home")]}
+    alarms = [Event("s.flac", 1.3, 1.9, 0.9), Event("s.flac", 0.5, 1.25, 0.8), Event("s.flac", 5.0, 6.0, 0.7),
+              Event("s.flac", 3.5, 4.5, 0.6)]
+    e = fake_evaluation([(0.5, 0, 4)], keywords=1, hours=1.0)
+    e.false_alarms = alarms
+    sources = cross_engine.false_alarm_sources(e, said, top=2)
+    # the second alarm overlaps speech and a confusable: the confusable names it
+    assert sources["by_kind"] == {"keyword": 1, "confusable": 2, "speech": 0, "background": 1}
+    assert sources["counted"] == 4
+    assert [a["said"] for a in sources["top"]] == [["confusable: well done"], ["speech: hello there", "confusable: well done"]]

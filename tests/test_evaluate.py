@@ -310,3 +310,20 @@ def test_make_streams_script_is_deterministic(tmp_path: Path) -> None:
     truth = streams.read_truth(tmp_path / "a" / "truth.csv")
     assert set(truth) == {"stream_000.flac", "stream_001.flac"}  # relative to the truth CSV's folder
     assert (tmp_path / "a" / "stream_000.flac").read_bytes() != (tmp_path / "a" / "stream_001.flac").read_bytes()
+
+
+def test_compose_stream_logs_what_was_said_without_changing_the_stream(tmp_path: Path) -> None:
+    rows = fake_corpus(tmp_path / "corpus")
+    config = streams.StreamConfig(seconds=30.0, keywords_per_minute=6.0, background=False)
+    said: list[streams.Utterance] = []
+    wave, keywords = streams.compose_stream(rows, config, seed=5, said=said)
+    again, _ = streams.compose_stream(rows, config, seed=5)
+    assert np.array_equal(wave, again), "logging draws nothing"
+    assert [u.start for u in said] == sorted(u.start for u in said) and all(u.start < u.end for u in said)
+    spoken = [u for u in said if u.kind == "keyword"]
+    assert len(spoken) == len(keywords) >= 1
+    for keyword, utterance in zip(keywords, spoken):
+        assert utterance.start <= keyword.start < keyword.end <= utterance.end + 1e-3
+        assert utterance.text == keyword.text
+    streams.write_said(tmp_path / "said.csv", {"s.flac": said})
+    assert streams.read_said(tmp_path / "said.csv") == {"s.flac": [u._replace(start=round(u.start, 3), end=round(u.end, 3)) for u in said]}

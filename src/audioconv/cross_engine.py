@@ -83,6 +83,11 @@ class Fold:
     def truth(self) -> Path:
         return self.folder / "streams" / "truth.csv"
 
+    @property
+    def said(self) -> Path:
+        """Every utterance of the fold's streams (``streams.write_said``): what false alarms overlapped."""
+        return self.folder / "streams" / "said.csv"
+
 
 def fold_overrides(engine: str, overrides: Sequence[str]) -> list[str]:
     """The Hydra overrides of a fold: the caller's, then ``engine`` held out (and no single held-out voice)."""
@@ -151,13 +156,38 @@ def make_fold_streams(
     if not speech:
         raise ValueError(f"{fold.engine}: the held-out split is empty (is the engine in data.corpus.use?)")
     truth: dict[str, list[streams.Keyword]] = {}
+    said: dict[str, list[streams.Utterance]] = {}
     for index in range(count):
         name = f"stream_{index:03d}.flac"
-        wave, keywords = streams.compose_stream(speech, config, seed=[seed, index], noise_rows=noise_rows)
+        said[name] = []
+        wave, keywords = streams.compose_stream(speech, config, seed=[seed, index], noise_rows=noise_rows, said=said[name])
         streams.save_stream(fold.truth.parent / name, wave, config.sample_rate)
         truth[name] = keywords
+    streams.write_said(fold.said, said)
     streams.write_truth(fold.truth, truth)
     return truth
+
+
+SOURCE_KINDS = ("keyword", "confusable", "speech")  # what a false alarm can overlap; "background" when nothing
+
+
+def false_alarm_sources(e: ModelEvaluation, said: dict[str, list[streams.Utterance]], top: int = 10) -> dict[str, Any]:
+    """What the highest-scoring false alarms overlapped: counts by kind, and the ``top`` ones with their words.
+
+    A false alarm on a keyword utterance is a second firing on it (outside the
+    hit window: e.g. on the words after it); on nothing, it fired on the
+    background alone. Counts are over ``e.false_alarms`` (the highest-scoring).
+    """
+    counts = {kind: 0 for kind in (*SOURCE_KINDS, "background")}
+    listed = []
+    for event in e.false_alarms:
+        under = [u for u in said.get(event.file, ()) if u.start < event.end and u.end > event.start]
+        kinds = {u.kind for u in under}
+        counts[next((k for k in SOURCE_KINDS if k in kinds), "background")] += 1
+        if len(listed) < top:
+            listed.append({"file": event.file, "start": event.start, "score": event.score,
+                           "said": [f"{u.kind}: {u.text}" for u in under]})
+    return {"counted": len(e.false_alarms), "by_kind": counts, "top": listed}
 
 
 def evaluate_fold(fold: Fold, threshold: float | None) -> ModelEvaluation:
@@ -193,7 +223,7 @@ def pooled_threshold(evaluations: Sequence[ModelEvaluation], max_false_alarms_pe
     return float("nan"), 0.0
 
 
-def fold_row(engine: str, e: ModelEvaluation, metrics: dict[str, Any]) -> dict[str, Any]:
+def fold_row(engine: str, e: ModelEvaluation, metrics: dict[str, Any], sources: dict[str, Any] | None = None) -> dict[str, Any]:
     recall_1, threshold_1 = e.at_targets.get(1.0, (float("nan"), float("nan")))
     recall_05, _ = e.at_targets.get(0.5, (float("nan"), float("nan")))
     return {
@@ -208,6 +238,7 @@ def fold_row(engine: str, e: ModelEvaluation, metrics: dict[str, Any]) -> dict[s
         "false_alarms_per_hour_at_threshold": e.default.false_alarms_per_hour,
         "heldout_clip_auroc": metrics.get("heldout/auroc", float("nan")),
         "voices": e.voices,
+        "false_alarm_sources": sources,
     }
 
 
@@ -235,6 +266,18 @@ def format_table(rows: Sequence[dict[str, Any]], pooled: dict[str, Any]) -> str:
         for v in r["voices"]:
             lines.append(f"| {r['engine']} | {v['voice']} | {v['keywords']} | {f(v['recall'])} "
                          f"| {f(v.get('recall_at_1_fa_per_hour', float('nan')))} |")
+    sourced = [r for r in rows if r.get("false_alarm_sources")]
+    if sourced:
+        lines += ["", "What fires: the highest-scoring false alarms of each fold, by what they overlapped "
+                  "(keyword: a second firing on a keyword utterance, outside its hit window).", "",
+                  "| held-out engine | false alarms | " + " | ".join((*SOURCE_KINDS, "background")) + " | the three highest |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sourced:
+            src = r["false_alarm_sources"]
+            top = "; ".join(f"{a['score']:.3f} " + " + ".join(f"\"{s.split(': ', 1)[-1]}\"" for s in a["said"])
+                            for a in src["top"][:3])
+            lines.append(f"| {r['engine']} | {src['counted']} | "
+                         + " | ".join(str(src["by_kind"][k]) for k in (*SOURCE_KINDS, "background")) + f" | {top} |")
     return "\n".join(lines) + "\n"
 
 
@@ -260,12 +303,13 @@ def run(
         view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
         progress(f"[{engine}] training without it (view {view.parent.name}), {mining.rounds} mining round(s)")
         train_fold(fold, overrides, repo_root / "train.py", mining)
-        if not fold.truth.is_file():
+        if not (fold.truth.is_file() and fold.said.is_file()):  # composing again gives the same streams
             make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
         progress(f"[{engine}] scanning {count} stream(s) of its voices")
         evaluation = evaluate_fold(fold, threshold)
         metrics = json.loads((fold.run_dir / "metrics.json").read_text())
-        rows.append(fold_row(engine, evaluation, metrics.get("metrics", metrics)))
+        sources = false_alarm_sources(evaluation, streams.read_said(fold.said)) if fold.said.is_file() else None
+        rows.append(fold_row(engine, evaluation, metrics.get("metrics", metrics), sources))
         evaluations.append(evaluation)
         progress(f"[{engine}] recall at <=1 FA/h {rows[-1]['recall_at_1_fa_per_hour']:.3f}")
     pooled_value, pooled_recall = pooled_threshold(evaluations, target)

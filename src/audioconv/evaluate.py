@@ -37,6 +37,7 @@ HIT_BEFORE = 0.25  # seconds an event may start before the keyword and still cou
 HIT_AFTER = 1.0  # seconds an event may lie after the keyword's end (the model fires once it has heard it)
 DEFAULT_BASE_THRESHOLD = 0.05  # events for the sweep are detected at this threshold, then filtered
 FA_TARGETS = (1.0, 0.5)  # false alarms per hour at which recall is quoted
+TOP_FALSE_ALARMS = 100  # false alarms kept for "what fires" reports (cross_engine)
 DET_FLOOR = 1e-2  # false alarms per hour drawn at this value when there are none (log axis)
 
 Keyword = Sequence[float]  # (start, end, ...) in seconds: a tuple or a streams.Keyword
@@ -219,6 +220,8 @@ class ModelEvaluation:
     at_targets: dict[float, tuple[float, float]]  # FA/h target -> (recall, threshold)
     files: list[dict[str, Any]] = field(default_factory=list)  # per file, at the default threshold
     voices: list[dict[str, Any]] = field(default_factory=list)  # per voice: recall at default and targets
+    # the highest-scoring false alarms of the sweep (at the base threshold), best first: what fires (not in to_dict)
+    false_alarms: list[Event] = field(default_factory=list)
 
     @property
     def keywords(self) -> int:
@@ -320,6 +323,7 @@ def summarize_model(
             entry[f"recall_at_{t:g}_fa_per_hour"] = hits / entry["keywords"] if t in target_details else float("nan")
 
     default = operating_point(at_default, truth, hours, threshold)
+    alarms = [e for key in truth for e in match_detail(swept[key], truth[key])[1]]
     return ModelEvaluation(
         name=name,
         settings={"threshold": threshold, "smoothing_frames": smoothing, "refractory_seconds": refractory},
@@ -330,6 +334,7 @@ def summarize_model(
         at_targets=at_targets,
         files=files,
         voices=sorted(voices.values(), key=lambda v: v["voice"]),
+        false_alarms=sorted(alarms, key=lambda e: -e.score)[:TOP_FALSE_ALARMS],
     )
 
 

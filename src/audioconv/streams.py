@@ -74,6 +74,19 @@ class StreamConfig:
     keyword: str = DEFAULT_KEYWORD  # data.corpus.keyword: never spelled across two joined utterances
 
 
+class Utterance(NamedTuple):
+    """One utterance laid along a stream (any kind: keyword, speech, confusable): what was said, and when."""
+
+    start: float
+    end: float
+    kind: str
+    voice: str
+    text: str
+
+
+SAID_COLUMNS = ("file", *Utterance._fields)
+
+
 class Keyword(NamedTuple):
     """One keyword in a stream: its span in seconds, and who said what (for per-voice reports)."""
 
@@ -141,8 +154,13 @@ def compose_stream(
     config: StreamConfig,
     seed: int | Sequence[int],
     noise_rows: Sequence[Mapping] = (),
+    said: list[Utterance] | None = None,
 ) -> tuple[np.ndarray, list[Keyword]]:
     """Build one stream from manifest rows (absolute paths). Returns (wave float32, keywords in time order).
+
+    ``said``, when given, receives every utterance laid down, in time order
+    (what a false alarm overlapped: ``write_said``). It draws nothing, so the
+    stream is the same with or without it.
 
     ``rows`` supply the speech (label 1: keyword utterances with ``kw_start``/
     ``kw_end``; label 0, kind other than noise: everything else) and, with
@@ -193,6 +211,9 @@ def compose_stream(
         if int(row["label"]) == 1:
             start_s = cursor / sr + float(row["kw_start"])
             keywords.append(Keyword(start_s, cursor / sr + float(row["kw_end"]), str(row.get("voice", "")), str(row.get("text", ""))))
+        if said is not None:
+            said.append(Utterance(cursor / sr, end / sr, str(row.get("kind", "")), str(row.get("voice", "")),
+                                  str(row.get("text", ""))))
         previous = row
         draw = rng.random()
         if draw < config.phrase_prob:
@@ -237,6 +258,27 @@ def write_truth(path: str | os.PathLike, entries: Mapping[str, Sequence[Keyword 
             keyword = Keyword(*keyword)
             writer.writerow([file, f"{keyword.start:.3f}", f"{keyword.end:.3f}", keyword.voice, keyword.text])
     write_text_atomically(path, buffer.getvalue())
+
+
+def write_said(path: str | os.PathLike, entries: Mapping[str, Sequence[Utterance]]) -> None:
+    """Every utterance of every stream (file,start,end,kind,voice,text), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SAID_COLUMNS)
+    for file, utterances in entries.items():
+        for u in utterances:
+            writer.writerow([file, f"{u.start:.3f}", f"{u.end:.3f}", u.kind, u.voice, u.text])
+    write_text_atomically(path, buffer.getvalue())
+
+
+def read_said(path: str | os.PathLike) -> dict[str, list[Utterance]]:
+    """file -> its utterances in time order, from ``write_said``'s CSV."""
+    said: dict[str, list[Utterance]] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            said.setdefault(row["file"], []).append(
+                Utterance(float(row["start"]), float(row["end"]), row["kind"], row["voice"], row["text"]))
+    return said
 
 
 def read_truth(path: str | os.PathLike) -> dict[str, list[Keyword]]:
