@@ -102,12 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             model,
             itertools.chain(*sources),
             args.out,
-            settings["threshold"],
-            clip_samples,
-            smoothing_frames=settings["smoothing_frames"],
-            refractory_seconds=settings["refractory_seconds"],
+            clip_samples=clip_samples,
             max_windows=args.max_windows,
             progress=progress,
+            **settings,  # threshold, smoothing, refractory period
         )
     except (audio.AudioError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

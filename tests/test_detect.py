@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from audioconv.detect import Event, detect_events, detection_settings, smooth
+from audioconv.detect import DetectionSettings, Event, detect_events, detection_settings, smooth
 
 SR = 16_000
 HOP = 320  # 20 ms: 50 frames per second
@@ -191,3 +191,15 @@ def test_settings_come_from_the_caller_then_the_weights_then_the_defaults() -> N
     assert detection_settings({})["threshold"] == 0.5
     with pytest.raises(ValueError):
         detection_settings({"smoothing_frames": 2})
+
+
+def test_detection_settings_are_one_checked_record() -> None:
+    """The defaults and checks live in DetectionSettings; detect_events and detection_settings use them."""
+    assert detection_settings({}) == DetectionSettings().to_dict()
+    for bad in ({"threshold": 1.5}, {"smoothing_frames": 2}, {"refractory_seconds": -1.0}):
+        with pytest.raises(ValueError):
+            DetectionSettings(**bad)
+        with pytest.raises(ValueError):
+            detect_events(np.zeros(4), HOP, RF, sample_rate=SR, **bad)
+    with pytest.raises(TypeError):
+        detect_events(np.zeros(4), HOP, RF, sample_rate=SR, thresold=0.5)  # a misspelt setting is refused

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from audioconv import audio, checkpoints, corpus, mining
+from audioconv.detect import DetectionSettings
 from audioconv.models import SpectrogramDetector
 from audioconv.scan import scan_chunked
 
@@ -48,7 +49,7 @@ def test_cut_clip_centers_the_window() -> None:
 def test_mining_writes_one_clip_per_event(tmp_path: Path, model: SpectrogramDetector) -> None:
     sources = [("a", noisy(12.0, 0)), ("b", noisy(8.0, 1))]
     threshold = float(np.quantile(scan_chunked(model, sources[0][1]), 0.6))
-    expected = sum(len(mining.peak_frames(scan_chunked(model, w), model, threshold)) for _, w in sources)
+    expected = sum(len(mining.peak_frames(scan_chunked(model, w), model, DetectionSettings(threshold))) for _, w in sources)
     assert expected >= 2
     summary = mining.mine(model, sources, tmp_path / "out", threshold, CLIP_SAMPLES)
     assert summary.windows == expected and summary.sources == 2 and summary.seconds == pytest.approx(20.0)

@@ -59,9 +59,10 @@ def test_events_come_out_while_the_stream_runs() -> None:
     peaks = [200, 700, 1_500, 2_200]
     for peak in peaks:
         probabilities[peak - 5 : peak + 6] = np.linspace(0.6, 0.95, 11)
-    tracker = EventTracker(hop, receptive_field, SR, threshold=0.5, smoothing_frames=3, refractory_seconds=refractory)
+    settings = {"threshold": 0.5, "smoothing_frames": 3, "refractory_seconds": refractory}
+    tracker = EventTracker(hop, receptive_field, SR, **settings)
     events, released_at = push_in_pieces(tracker, probabilities, np.random.default_rng(0), largest=5)
-    assert events == detect_events(probabilities, hop, receptive_field, SR, 0.5, 3, refractory)
+    assert events == detect_events(probabilities, hop, receptive_field, SR, **settings)
     assert len(events) == len(peaks)
     # settled after: refractory (50 frames) or one receptive field (48 frames), whichever is later, plus a push
     for event, at, peak in zip(events, released_at, peaks):

@@ -31,7 +31,7 @@ This module imports neither torch nor the models: the ONNX path runs without the
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
@@ -121,6 +121,29 @@ def check_settings(threshold: float, smoothing_frames: int, refractory_seconds: 
         raise ValueError(f"refractory_seconds must be >= 0, got {refractory_seconds}")
 
 
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How frame scores become events: the threshold, the smoothing window and the refractory period.
+
+    The one place these three are named, defaulted and checked. ``detect_events``,
+    ``analyze_file``, ``tracker.EventTracker`` and ``mining.mine`` take them as
+    keyword arguments of these names (and build one of these to check them);
+    checkpoints store their tuned values under the same names, so a model ships
+    with its operating point (``detection_settings``).
+    """
+
+    threshold: float = DEFAULT_THRESHOLD
+    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES
+    refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS
+
+    def __post_init__(self) -> None:
+        check_settings(self.threshold, self.smoothing_frames, self.refractory_seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"threshold", "smoothing_frames", "refractory_seconds"}``: keyword arguments for the functions above."""
+        return asdict(self)
+
+
 def detection_settings(
     info: Mapping[str, Any],
     threshold: float | None = None,
@@ -129,22 +152,14 @@ def detection_settings(
 ) -> dict[str, Any]:
     """The settings to detect with: the caller's where given, else the weights' ``info``, else the defaults.
 
-    Checkpoints store their tuned defaults under the same names as
-    ``detect_events``' arguments, so a model ships with its operating point.
+    Returned as ``DetectionSettings.to_dict()``, checked.
     """
-    settings = {
-        "threshold": float(threshold if threshold is not None else info.get("threshold", DEFAULT_THRESHOLD)),
-        "smoothing_frames": int(
-            smoothing_frames if smoothing_frames is not None else info.get("smoothing_frames", DEFAULT_SMOOTHING_FRAMES)
-        ),
-        "refractory_seconds": float(
-            refractory_seconds
-            if refractory_seconds is not None
-            else info.get("refractory_seconds", DEFAULT_REFRACTORY_SECONDS)
-        ),
-    }
-    check_settings(**settings)
-    return settings
+    given = {"threshold": threshold, "smoothing_frames": smoothing_frames, "refractory_seconds": refractory_seconds}
+    chosen = {}
+    for field in fields(DetectionSettings):
+        value = given[field.name] if given[field.name] is not None else info.get(field.name, field.default)
+        chosen[field.name] = type(field.default)(value)  # float or int, as the default: info may hold either
+    return DetectionSettings(**chosen).to_dict()
 
 
 def check_geometry(hop: int, receptive_field: int, sample_rate: int) -> None:
@@ -167,30 +182,31 @@ def detect_events(
     hop: int,
     receptive_field: int,
     sample_rate: int = audio.SAMPLE_RATE,
-    threshold: float = DEFAULT_THRESHOLD,
-    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
-    refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
+    *,
     file: str = "",
     duration: float | None = None,
+    **settings: Any,
 ) -> list[Event]:
     """Events from frame probabilities (frame ``i`` covers samples ``[i*hop, i*hop+receptive_field)``).
 
-    ``duration`` (seconds) is the file's length; by default the span the frames
-    cover, ``((len(probs) - 1) * hop + receptive_field) / sample_rate``. See the
+    ``settings``: ``threshold``, ``smoothing_frames``, ``refractory_seconds``
+    (``DetectionSettings``; its defaults for those not given). ``duration``
+    (seconds) is the file's length; by default the span the frames cover,
+    ``((len(probs) - 1) * hop + receptive_field) / sample_rate``. See the
     module docstring for the rules.
     """
     probabilities = np.asarray(probs)
     _check_geometry(probabilities, hop, receptive_field, sample_rate)
-    check_settings(threshold, smoothing_frames, refractory_seconds)
+    chosen = DetectionSettings(**settings)
     if probabilities.size == 0:
         return []
     if duration is None:
         duration = ((probabilities.size - 1) * hop + receptive_field) / sample_rate
-    scores = smooth(probabilities, smoothing_frames)
+    scores = smooth(probabilities, chosen.smoothing_frames)
     groups: list[Group] = []
-    for first, last in _active_runs(scores, threshold):
+    for first, last in _active_runs(scores, chosen.threshold):
         peak = first + int(np.argmax(scores[first : last + 1]))
-        add_candidate(groups, (first, last, peak, float(scores[peak])), hop, sample_rate, refractory_seconds)
+        add_candidate(groups, (first, last, peak, float(scores[peak])), hop, sample_rate, chosen.refractory_seconds)
     return group_events(groups, hop, receptive_field, sample_rate, duration, file)
 
 
@@ -265,35 +281,26 @@ def frame_probabilities(model: Detector | Scorer, wave: np.ndarray, chunk_second
 
 
 def analyze_file(
-    model: Detector | Scorer,
-    path: str | os.PathLike,
-    threshold: float = DEFAULT_THRESHOLD,
-    smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
-    refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
-    chunk_seconds: float | None = None,
+    model: Detector | Scorer, path: str | os.PathLike, chunk_seconds: float | None = None, **settings: Any
 ) -> FileDetection:
     """Load ``path`` (``audio.load``: mono, model rate), scan it in chunks, pick events.
 
     ``model`` is a PyTorch ``Detector`` or a ``Scorer`` (e.g. an ONNX export);
-    ``chunk_seconds=None`` uses its default chunk length (``scan.DEFAULT_CHUNK_SECONDS``).
+    ``chunk_seconds=None`` uses its default chunk length (``scan.DEFAULT_CHUNK_SECONDS``);
+    ``settings`` are ``DetectionSettings``' fields, as for ``detect_events``.
     Raises ``audio.AudioError`` for a file that is unusable, including one
     shorter than the model's receptive field (it would give no frame at all).
     """
+    chosen = DetectionSettings(**settings)  # checked before the file is read
     sample_rate = model.sample_rate
     wave = audio.load(path, sample_rate=sample_rate, min_samples=model.receptive_field)
     probabilities = frame_probabilities(model, wave, chunk_seconds)
     events = detect_model_events(
-        model,
-        probabilities,
-        threshold=threshold,
-        smoothing_frames=smoothing_frames,
-        refractory_seconds=refractory_seconds,
-        file=str(path),
-        duration=wave.size / sample_rate,
+        model, probabilities, file=str(path), duration=wave.size / sample_rate, **chosen.to_dict()
     )
-    return FileDetection(str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, threshold, events)
-
-
+    return FileDetection(
+        str(path), wave, sample_rate, probabilities, model.hop, model.receptive_field, chosen.threshold, events
+    )
 
 
 def detect_file(model: Detector | Scorer, path: str | os.PathLike, **settings: Any) -> list[Event]:

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from audioconv import audio, streams
-from audioconv.detect import detect_model_events
+from audioconv.detect import DetectionSettings, detect_model_events
 from audioconv.files import write_text_atomically
 from audioconv.models import Detector
 from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
@@ -158,22 +158,10 @@ def folder_sources(folder: str | os.PathLike, sample_rate: int = audio.SAMPLE_RA
 # --------------------------------------------------------------------------- windows
 
 
-def peak_frames(
-    probabilities: np.ndarray,
-    model: Detector,
-    threshold: float,
-    smoothing_frames: int = 1,
-    refractory_seconds: float = 1.0,
-) -> list[tuple[int, float]]:
-    """``(frame, score)`` of the highest-scoring frame of each event at ``threshold``, in time order."""
+def peak_frames(probabilities: np.ndarray, model: Detector, settings: DetectionSettings) -> list[tuple[int, float]]:
+    """``(frame, score)`` of the highest-scoring frame of each event at ``settings``, in time order."""
     probabilities = np.asarray(probabilities, dtype=np.float32)
-    events = detect_model_events(
-        model,
-        probabilities,
-        threshold=threshold,
-        smoothing_frames=smoothing_frames,
-        refractory_seconds=refractory_seconds,
-    )
+    events = detect_model_events(model, probabilities, **settings.to_dict())
     centers = (np.arange(probabilities.size) * model.hop + model.receptive_field / 2) / model.sample_rate
     peaks = []
     for event in events:
@@ -199,10 +187,8 @@ def mine_wave(
     model: Detector,
     wave: np.ndarray,
     source: str,
-    threshold: float,
+    settings: DetectionSettings,
     clip_samples: int,
-    smoothing_frames: int = 1,
-    refractory_seconds: float = 1.0,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
 ) -> list[MinedWindow]:
     """Scan one keyword-free signal (chunked, exact) and cut a clip around each event's peak window."""
@@ -211,7 +197,7 @@ def mine_wave(
     probabilities = scan_chunked(model, wave, chunk_seconds=chunk_seconds)
     rf, sr = model.receptive_field, model.sample_rate
     windows = []
-    for frame, score in peak_frames(probabilities, model, threshold, smoothing_frames, refractory_seconds):
+    for frame, score in peak_frames(probabilities, model, settings):
         start = frame * model.hop
         windows.append(MinedWindow(source, start / sr, (start + rf) / sr, score, cut_clip(wave, start, rf, clip_samples)))
     return windows
@@ -246,20 +232,21 @@ def mine(
     out: str | os.PathLike,
     threshold: float,
     clip_samples: int,
-    smoothing_frames: int = 1,
-    refractory_seconds: float = 1.0,
+    *,
     max_windows: int | None = None,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     progress: Any = None,
+    **settings: Any,
 ) -> MiningSummary:
     """Mine every source and write the clips and the index into ``out`` (a user folder).
 
+    ``threshold`` and ``settings`` (``smoothing_frames``, ``refractory_seconds``)
+    are the detection settings (``detect.DetectionSettings``) events are picked with.
     With ``max_windows``, only the highest-scoring windows are kept (held in
     memory until the end); otherwise each source's clips are written as soon
     as it is scanned.
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    detection = DetectionSettings(threshold, **settings)  # checked before anything is scanned
     if clip_samples < model.receptive_field:
         raise ValueError(f"clip_samples {clip_samples} is shorter than the receptive field {model.receptive_field}")
     out = Path(out)
@@ -283,7 +270,7 @@ def mine(
             name = f"{name}-{seen[name]}"
         n_sources += 1
         seconds += wave.size / model.sample_rate
-        windows = mine_wave(model, wave, name, threshold, clip_samples, smoothing_frames, refractory_seconds, chunk_seconds)
+        windows = mine_wave(model, wave, name, detection, clip_samples, chunk_seconds)
         for window in windows:
             if max_windows is None:
                 write(window)

@@ -22,19 +22,17 @@ active frame — with the stream times of its start and end.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from audioconv import audio
 from audioconv.detect import (
-    DEFAULT_REFRACTORY_SECONDS,
-    DEFAULT_SMOOTHING_FRAMES,
-    DEFAULT_THRESHOLD,
+    DetectionSettings,
     Event,
     Group,
     add_candidate,
     check_geometry,
-    check_settings,
     group_spans,
     smooth,
     span_event,
@@ -43,24 +41,21 @@ from audioconv.detect import (
 
 
 class EventTracker:
-    """Incremental ``detect_events``: ``push`` frame probabilities, get the events they settle."""
+    """Incremental ``detect_events``: ``push`` frame probabilities, get the events they settle.
+
+    The arguments are ``detect_events``' (``settings``: ``threshold``,
+    ``smoothing_frames``, ``refractory_seconds``, as ``detect.DetectionSettings``),
+    so one set of settings gives the same events live and offline.
+    """
 
     def __init__(
-        self,
-        hop: int,
-        receptive_field: int,
-        sample_rate: int = audio.SAMPLE_RATE,
-        threshold: float = DEFAULT_THRESHOLD,
-        smoothing_frames: int = DEFAULT_SMOOTHING_FRAMES,
-        refractory_seconds: float = DEFAULT_REFRACTORY_SECONDS,
-        file: str = "",
+        self, hop: int, receptive_field: int, sample_rate: int = audio.SAMPLE_RATE, *, file: str = "", **settings: Any
     ) -> None:
         check_geometry(hop, receptive_field, sample_rate)
-        check_settings(threshold, smoothing_frames, refractory_seconds)
+        self.settings = DetectionSettings(**settings)
         self.hop, self.receptive_field, self.sample_rate = hop, receptive_field, sample_rate
-        self.threshold, self.smoothing_frames, self.refractory_seconds = threshold, smoothing_frames, refractory_seconds
         self.file = file
-        self._half = smoothing_frames // 2
+        self._half = self.settings.smoothing_frames // 2
         self.reset()
 
     def reset(self) -> None:
@@ -115,7 +110,7 @@ class EventTracker:
         # frames) the window is cut short by the edge exactly as offline
         lo = max(0, first - self._half)
         window = self._raw[lo - self._raw_first :]  # through the newest frame: upto - 1 + half < frames unless at_end
-        scores = smooth(window, self.smoothing_frames)[first - lo : upto - lo]
+        scores = smooth(window, self.settings.smoothing_frames)[first - lo : upto - lo]
         for index, score in enumerate(scores.tolist(), start=first):
             self._step(index, score)
         self._settled = upto
@@ -125,7 +120,7 @@ class EventTracker:
 
     def _step(self, index: int, score: float) -> None:
         """One settled frame: grow, start or end the run of active frames (``detect._active_runs``)."""
-        if score >= self.threshold:
+        if score >= self.settings.threshold:
             if self._run is None:
                 self._run = [index, index, index, score]
             else:
@@ -138,7 +133,8 @@ class EventTracker:
     def _candidate(self) -> None:
         first, last, peak, score = self._run
         self._run = None
-        add_candidate(self._groups, (first, last, peak, score), self.hop, self.sample_rate, self.refractory_seconds)
+        refractory = self.settings.refractory_seconds
+        add_candidate(self._groups, (first, last, peak, score), self.hop, self.sample_rate, refractory)
 
     def _release(self, at_end: bool, duration: float = math.inf) -> list[Event]:
         """Events of the groups nothing more can change, oldest first."""
@@ -168,7 +164,7 @@ class EventTracker:
         ``group``, and only its first frame matters here) or ``None``.
         """
         lowest_peak = self._run[2] if self._run is not None else self._settled  # no later candidate peaks earlier
-        if within_refractory(lowest_peak, group[2], self.hop, self.sample_rate, self.refractory_seconds):
+        if within_refractory(lowest_peak, group[2], self.hop, self.sample_rate, self.settings.refractory_seconds):
             return False  # a later candidate could still merge into it
         if self._run is not None:
             return (self._run[0], self._run[0], self._run[2], self._run[3])
