@@ -22,7 +22,7 @@ from torch import nn
 
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
-from audioconv.models.layers import make_norm, temporal_stack
+from audioconv.models.layers import blocks_time_layers, make_norm, temporal_stack_and_head
 
 
 class Conv1dDetector(Detector):
@@ -36,16 +36,10 @@ class Conv1dDetector(Detector):
         filter_stride (int, optional): Stride of the filterbank, in samples. (Default: ``8``)
         pool_length (int, optional): Envelope window, in filterbank outputs. (Default: ``40``, 20 ms)
         pool_stride (int, optional): Envelope hop, in filterbank outputs. (Default: ``20``, 10 ms)
-        channels (int, optional): Channels of the temporal convolutions. (Default: ``96``)
-        kernel (int, optional): Kernel size of each temporal block. (Default: ``5``)
-        dilations (Sequence[int], optional): Dilation of each temporal block, one block each.
-            (Default: ``(1, 2, 4, 4)``)
-        separable (bool, optional): Depthwise-separable (``True``) or full temporal convolutions.
-            (Default: ``True``)
-        gated (bool, optional): Multiply each block's features by a sigmoid gate. (Default: ``False``)
-        norm (str, optional): ``"batch"``, ``"layer"`` or ``"none"``. (Default: ``"batch"``)
+        channels, kernel, dilations, separable, gated, norm, dropout: The dilated temporal stack
+            (``layers.temporal_stack_and_head`` says what each does); ``norm`` also normalizes the
+            envelopes and the downsampling conv.
         pool (str, optional): Envelope pooling, ``"avg"`` or ``"max"``. (Default: ``"avg"``)
-        dropout (float, optional): Dropout in the temporal blocks. (Default: ``0.1``)
         log_floor (float, optional): Added to the envelope before the log. (Default: ``1e-4``)
         sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
 
@@ -86,20 +80,17 @@ class Conv1dDetector(Detector):
         self.downsample = nn.Sequential(
             nn.Conv1d(filters, channels, 3, stride=2, bias=False), make_norm(norm, channels), nn.ReLU()
         )
-        self.blocks = temporal_stack(channels, kernel, dilations, separable, gated, norm, dropout)
-        self.head = nn.Conv1d(channels, 1, 1)
+        self.blocks, self.head = temporal_stack_and_head(channels, kernel, dilations, separable, gated, norm, dropout)
 
     @property
     def time_layers(self) -> list[TimeLayer]:
         first = self.filterbank
-        layers = [
+        front = [
             TimeLayer("filterbank", first.kernel_size[0], first.stride[0]),
             TimeLayer("pool", self.pool_length, self.pool_stride),
             TimeLayer("downsample", 3, 2),
         ]
-        for block in self.blocks:
-            layers += block.time_layers
-        return layers
+        return front + blocks_time_layers(self.blocks)
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """First-layer feature maps (log filter envelopes): wave [B, T] -> [B, filters, frames]."""

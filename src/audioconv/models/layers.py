@@ -13,7 +13,7 @@ streaming scans could no longer match the whole-file scan.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from torch import Tensor, nn
 
@@ -97,7 +97,7 @@ class TemporalBlock(nn.Module):
         return y
 
 
-def temporal_stack(
+def temporal_stack_and_head(
     channels: int,
     kernel: int,
     dilations: Sequence[int],
@@ -105,11 +105,32 @@ def temporal_stack(
     gated: bool,
     norm: str,
     dropout: float,
-) -> nn.Sequential:
-    """The dilated blocks both detectors end with: one ``TemporalBlock`` per dilation."""
-    return nn.Sequential(
+) -> tuple[nn.Sequential, nn.Conv1d]:
+    """What both detectors end with: one ``TemporalBlock`` per dilation, then a 1x1 conv to one logit per frame.
+
+    The detectors keep the two as their ``blocks`` and ``head``: the shipped
+    weights' keys (``blocks.*``, ``head.*``) and calibration (which rescales
+    ``head``) rely on those names.
+
+    Args:
+        channels (int): Channels of the temporal convolutions.
+        kernel (int): Kernel size of each temporal block.
+        dilations (Sequence[int]): Dilation of each temporal block, one block each; with the kernel
+            they set how far the receptive field grows.
+        separable (bool): Depthwise-separable (``True``: fewer weights and MACs) or full temporal convolutions.
+        gated (bool): Multiply each block's features by a sigmoid gate.
+        norm (str): ``"batch"``, ``"layer"`` or ``"none"`` (``make_norm``).
+        dropout (float): Dropout in the temporal blocks (training only).
+    """
+    blocks = nn.Sequential(
         *[
             TemporalBlock(channels, kernel, d, separable=separable, gated=gated, norm=norm, dropout=dropout)
             for d in dilations
         ]
     )
+    return blocks, nn.Conv1d(channels, 1, 1)
+
+
+def blocks_time_layers(blocks: Iterable[nn.Module]) -> list[TimeLayer]:
+    """The ``TimeLayer``s of a sequence of blocks, in order (each block lists its own)."""
+    return [layer for block in blocks for layer in block.time_layers]

@@ -24,7 +24,7 @@ from torch import nn
 from audioconv.features import LogSpectrogram
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
-from audioconv.models.layers import make_norm, temporal_stack
+from audioconv.models.layers import blocks_time_layers, make_norm, temporal_stack_and_head
 
 
 class SpecAugment(nn.Module):
@@ -79,15 +79,9 @@ class SpectrogramDetector(Detector):
         conv2d_channels (Sequence[int], optional): Output channels of each 3x3 conv2d block (frequency
             stride 2 each). (Default: ``(16, 32)``)
         conv2d_time_strides (Sequence[int], optional): Time stride of each conv2d block. (Default: ``(1, 2)``)
-        channels (int, optional): Channels of the temporal convolutions. (Default: ``96``)
-        kernel (int, optional): Kernel size of each temporal block. (Default: ``5``)
-        dilations (Sequence[int], optional): Dilation of each temporal block, one block each.
-            (Default: ``(1, 2, 4, 4)``)
-        separable (bool, optional): Depthwise-separable (``True``) or full temporal convolutions.
-            (Default: ``True``)
-        gated (bool, optional): Multiply each block's features by a sigmoid gate. (Default: ``False``)
-        norm (str, optional): ``"batch"``, ``"layer"`` or ``"none"``. (Default: ``"batch"``)
-        dropout (float, optional): Dropout in the temporal blocks. (Default: ``0.1``)
+        channels, kernel, dilations, separable, gated, norm, dropout: The dilated temporal stack
+            (``layers.temporal_stack_and_head`` says what each does); ``norm`` also normalizes the
+            frequency fold.
         freq_mask (int, optional): SpecAugment: widest frequency mask, in mel bins (training only).
             (Default: ``6``)
         time_mask (int, optional): SpecAugment: widest time mask, in frames (training only). (Default: ``10``)
@@ -126,17 +120,11 @@ class SpectrogramDetector(Detector):
             in_channels, bins = out_channels, (bins + 1) // 2
         self.conv2d = nn.Sequential(*layers)
         self.fold = nn.Sequential(nn.Conv1d(in_channels * bins, channels, 1, bias=False), make_norm(norm, channels), nn.ReLU())
-        self.blocks = temporal_stack(channels, kernel, dilations, separable, gated, norm, dropout)
-        self.head = nn.Conv1d(channels, 1, 1)
+        self.blocks, self.head = temporal_stack_and_head(channels, kernel, dilations, separable, gated, norm, dropout)
 
     @property
     def time_layers(self) -> list[TimeLayer]:
-        layers = list(self.frontend.time_layers)
-        for block in self.conv2d:
-            layers += block.time_layers
-        for block in self.blocks:
-            layers += block.time_layers
-        return layers
+        return list(self.frontend.time_layers) + blocks_time_layers(self.conv2d) + blocks_time_layers(self.blocks)
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """The log-mel image the CNN looks at: wave [B, T] -> [B, n_mels, frames]."""
