@@ -24,16 +24,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from audioconv.cli.detect import probability  # torch-free: the argument types of audioconv-detect
 from audioconv.registry import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
