@@ -157,3 +157,19 @@ def test_demo_script_trains_and_detects(corpus_root: Path, tmp_path: Path) -> No
     assert (tmp_path / "demo.wav").is_file()
     assert "where 'welcome' was said:" in result.stdout
     assert "detected:" in result.stdout
+
+
+def test_tiny_run_with_ema_checkpoints_the_average(corpus_root: Path, tmp_path: Path) -> None:
+    """config ema: best.ckpt's state_dict is the average (not the last step), and load_detector builds it."""
+    run_dir = tmp_path / "run"
+    result = run_train("experiment=tiny", "ema.decay=0.9", "ema.start_epoch=0",
+                       f"paths.corpus_root={corpus_root}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    average, current = checkpoint["state_dict"], checkpoint["current_model_state"]
+    assert average.keys() == current.keys()
+    weights = [k for k in average if k.endswith("weight")]
+    assert any(not torch.equal(average[k], current[k]) for k in weights), "the average differs from the last step"
+    model, _ = load_detector(run_dir / "checkpoints" / "best.ckpt")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, average[f"model.{name}"], rtol=0, atol=0)

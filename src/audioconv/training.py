@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from audioconv import checkpoints, geometry
+from audioconv.averaging import ema_callback
 from audioconv.data import KeywordDataModule
 from audioconv.files import write_text_atomically
 from audioconv.module import KeywordModule
@@ -63,11 +64,15 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
         TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False),
     ]
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    callbacks: list[L.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    ema = ema_callback(OmegaConf.to_container(cfg.ema, resolve=True) if cfg.get("ema") else None)
+    if ema is not None:
+        callbacks.append(ema)
     return L.Trainer(
         **trainer_cfg,
         default_root_dir=output_dir,
         logger=loggers,
-        callbacks=[checkpoint, LearningRateMonitor(logging_interval="epoch")],
+        callbacks=callbacks,
         use_distributed_sampler=False,  # our EpochSampler shards by rank itself, deterministically
         deterministic=True,
     )
