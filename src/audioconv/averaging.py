@@ -1,10 +1,12 @@
-"""An exponential moving average of the weights: what is validated, checkpointed, tested and shipped.
+"""An exponential moving average of the weights, when on: what is validated, checkpointed, tested and shipped.
 
 The last weights of a run are one noisy point of a trajectory through many
 epochs of heavily augmented clips; an average over the last few hundred steps
 sits nearer the middle of the valley the optimizer wanders in, and such flat
-minima are the ones that carry over to data unlike the training set (voices of
-an engine never heard). Lightning's ``EMAWeightAveraging`` keeps the average
+minima are often the ones that carry over to data unlike the training set.
+Measured on the cross-engine folds (README), it did not: pooled recall at
+<= 1 false alarm per hour fell from 0.202 to 0.155, so it is off by default
+(``ema.decay: null``) and kept as an option to measure again. Lightning's ``EMAWeightAveraging`` keeps the average
 (``torch.optim.swa_utils.AveragedModel``), swaps it in for validation, writes
 it into every checkpoint's ``state_dict`` and copies it into the model when
 training ends, so ``best.ckpt``, ``checkpoints.load_detector`` and export all
