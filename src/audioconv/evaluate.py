@@ -23,13 +23,13 @@ and per-file and per-voice breakdowns. ``format_report`` prints it.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from audioconv import audio
-from audioconv.detect import Event, detect_model_events
+from audioconv.detect import DetectionSettings, Event, detect_model_events
 from audioconv.models import Detector
 from audioconv.scan import DEFAULT_CHUNK_SECONDS, scan_chunked
 
@@ -254,18 +254,8 @@ class ScoredFile:
     probabilities: np.ndarray
 
 
-def _events(
-    scored: ScoredFile, model: Detector, threshold: float, smoothing_frames: int, refractory_seconds: float
-) -> list[Event]:
-    return detect_model_events(
-        model,
-        scored.probabilities,
-        threshold=threshold,
-        smoothing_frames=smoothing_frames,
-        refractory_seconds=refractory_seconds,
-        file=scored.key,
-        duration=scored.seconds,
-    )
+def _events(scored: ScoredFile, model: Detector, settings: DetectionSettings) -> list[Event]:
+    return detect_model_events(model, scored.probabilities, **settings.to_dict(), file=scored.key, duration=scored.seconds)
 
 
 def summarize_model(
@@ -278,13 +268,14 @@ def summarize_model(
     targets: Sequence[float] = FA_TARGETS,
 ) -> ModelEvaluation:
     """Events, sweep, operating points and breakdowns for one detector's scores."""
-    threshold = float(settings["threshold"])
-    smoothing, refractory = int(settings["smoothing_frames"]), float(settings["refractory_seconds"])
+    chosen = DetectionSettings(float(settings["threshold"]), int(settings["smoothing_frames"]),
+                               float(settings["refractory_seconds"]))
+    threshold = chosen.threshold
     base = min(base_threshold, threshold)
     hours = sum(s.seconds for s in scored) / 3600
     truth = {s.key: list(truth.get(s.key, ())) for s in scored}
-    at_default = {s.key: _events(s, model, threshold, smoothing, refractory) for s in scored}
-    swept = {s.key: _events(s, model, base, smoothing, refractory) for s in scored}
+    at_default = {s.key: _events(s, model, chosen) for s in scored}
+    swept = {s.key: _events(s, model, replace(chosen, threshold=base)) for s in scored}
     points = sweep(swept, truth, hours)
     at_targets = {float(t): recall_at(points, t) for t in targets}
 
@@ -326,7 +317,7 @@ def summarize_model(
     alarms = [e for key in truth for e in match_detail(swept[key], truth[key])[1]]
     return ModelEvaluation(
         name=name,
-        settings={"threshold": threshold, "smoothing_frames": smoothing, "refractory_seconds": refractory},
+        settings=chosen.to_dict(),
         base_threshold=base,
         hours=hours,
         default=default,
