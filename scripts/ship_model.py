@@ -40,8 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--from-cross-engine", type=Path, metavar="JSON",
                         help="take the threshold from a cross_engine.json (pooled over held-out-engine folds)")
+    parser.add_argument("--pooled-threshold", type=float, metavar="T",
+                        help="a pooled cross-engine threshold (before temperature) read from an earlier run's "
+                             "cross_engine.md, when its JSON is not at hand; --pooled-recall says what it kept")
+    parser.add_argument("--pooled-recall", type=float, help="with --pooled-threshold: the pooled recall it kept")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for <name>.safetensors, .onnx and .stream.onnx")
     args = parser.parse_args(argv)
+    if args.pooled_threshold is not None and (args.from_cross_engine or not 0.0 < args.pooled_threshold < 1.0):
+        parser.error("--pooled-threshold needs a value in (0, 1) and excludes --from-cross-engine")
 
     from audioconv import calibrate, checkpoints, config, corpus, evaluate, export
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
@@ -68,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         recall = float(pooled["recall"])
         source = {"cross_engine": str(args.from_cross_engine), "pooled_threshold_before_temperature":
                   pooled["threshold"], "target_false_alarms_per_hour": pooled["target"], "recall_at_target": recall}
+    if args.pooled_threshold is not None:
+        threshold = calibrate.through_temperature(args.pooled_threshold, temperature)
+        recall = args.pooled_recall
+        source = {"cross_engine": "given (--pooled-threshold)", "pooled_threshold_before_temperature":
+                  args.pooled_threshold, "target_false_alarms_per_hour": 1.0, "recall_at_target": recall}
     metrics_file = args.checkpoint.parent.parent / "metrics.json"
     run_metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.is_file() else {}
     out = args.out / f"{args.name}.safetensors"

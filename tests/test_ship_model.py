@@ -1,0 +1,40 @@
+"""scripts/ship_model.py: the threshold's source is checked before anything is loaded or written."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("extra", [
+    ["--pooled-threshold", "1.5"],
+    ["--pooled-threshold", "0"],
+    ["--pooled-threshold", "0.97", "--from-cross-engine", "runs/x/cross_engine.json"],
+])
+def test_bad_threshold_source_is_refused_before_anything_is_written(tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as stopped:
+        _script().main(["--checkpoint", str(tmp_path / "missing.ckpt"), "--name", "spectrogram",
+                        "--out", str(tmp_path / "weights"), *extra])
+    assert stopped.value.code == 2
+    assert "--pooled-threshold" in capsys.readouterr().err
+    assert not (tmp_path / "weights").exists()
+
+
+def test_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
+    code = _script().main(["--checkpoint", str(tmp_path / "missing.ckpt"), "--name", "conv1d",
+                           "--pooled-threshold", "0.97", "--out", str(tmp_path / "weights")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing.ckpt" in err and "\n" not in err
+    assert not (tmp_path / "weights").exists()
