@@ -125,7 +125,7 @@ def test_wheel_holds_the_weights_and_installs_without_torch(installed) -> None:
 
 def test_console_script_finds_the_keywords(installed) -> None:
     bin_dir, work = installed
-    done = run([bin_dir / "audioconv-detect", RECORDING, "--json", "--threshold", "0.5"], cwd=work)
+    done = run([bin_dir / "audioconv-detect", RECORDING, "--json"], cwd=work)  # the shipped operating point
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     duration = sf.info(work / RECORDING).duration
@@ -133,13 +133,13 @@ def test_console_script_finds_the_keywords(installed) -> None:
     with open(DEMO_DIR / "truth.csv", newline="") as handle:
         truth = [row for row in csv.DictReader(handle) if row["file"] == RECORDING]
     hits, false_alarms = hits_and_false_alarms(events, truth)
-    # 5 keywords of a voice in noise: most are found, and found keywords outnumber the false alarms
-    assert hits >= 3 and false_alarms <= hits, (hits, false_alarms, events)
+    # 5 keywords of a voice in noise, at the shipped threshold: most are found, with at most one false alarm
+    assert hits >= 3 and false_alarms <= 1, (hits, false_alarms, events)
 
     samples, _ = sf.read(work / RECORDING, dtype="int16")
     (work / "stream.raw").write_bytes(samples.astype("<i2").tobytes())
     with open(work / "stream.raw", "rb") as raw:  # what `arecord -f S16_LE -r 16000 -c 1 |` sends
-        live = run([bin_dir / "audioconv-detect", "--stream", "-", "--json", "--threshold", "0.5"], cwd=work, stdin=raw)
+        live = run([bin_dir / "audioconv-detect", "--stream", "-", "--json"], cwd=work, stdin=raw)
     assert live.returncode == 0, live.stderr
     streamed = [json.loads(line) for line in live.stdout.splitlines()]
     assert [(e["start"], e["end"]) for e in streamed] == [(e["start"], e["end"]) for e in events]
