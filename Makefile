@@ -18,18 +18,18 @@ data: setup
 train: setup
 	$(PY) train.py model=$(MODEL)
 
-## Reproduce the shipped weights (~60-90 min on 2 cores): the cross-engine folds (train without each engine,
-## score its voices) give the threshold; the spectrogram model trains on every engine and ships at that threshold
-## after one round of mined hard negatives (temperature folded in); conv1d trains on every engine and is calibrated on validation streams.
-## Writes src/audioconv/weights/ (.safetensors, .onnx, .stream.onnx).
+## Reproduce the shipped weights (~2 h on 2 cores). For each model: the cross-engine folds (train without each
+## engine, score its voices) give the threshold that keeps all five unseen engines, pooled, at <= 1 false alarm
+## an hour; then the same recipe trains on every engine and ships at that threshold (temperature folded in).
+## No mining round: inside the folds it lowered unseen-engine recall (README), and the threshold is measured
+## on models trained exactly as the shipped one. Writes src/audioconv/weights/ (.safetensors, .onnx, .stream.onnx).
 models: setup
 	$(PY) scripts/cross_engine.py --out runs/cross_engine --count 6 --minutes 10 -- trainer.max_epochs=12
-	$(PY) train.py model=spectrogram trainer.max_epochs=16 hydra.run.dir=outputs/spectrogram/ship
-	$(PY) scripts/mine_negatives.py --out data/mined --checkpoint outputs/spectrogram/ship/checkpoints/best.ckpt --threshold 0.1 --hours 2
-	$(PY) train.py model=spectrogram trainer.max_epochs=16 data.user_folder=data/mined hydra.run.dir=outputs/spectrogram/mined
-	$(PY) scripts/ship_model.py --checkpoint outputs/spectrogram/mined/checkpoints/best.ckpt --name spectrogram --from-cross-engine runs/cross_engine/cross_engine.json
-	$(PY) train.py model=conv1d hydra.run.dir=outputs/conv1d/ship
-	$(PY) scripts/ship_model.py --checkpoint outputs/conv1d/ship/checkpoints/best.ckpt --name conv1d
+	$(PY) train.py model=spectrogram trainer.max_epochs=12 hydra.run.dir=outputs/spectrogram/ship
+	$(PY) scripts/ship_model.py --checkpoint outputs/spectrogram/ship/checkpoints/best.ckpt --name spectrogram --from-cross-engine runs/cross_engine/cross_engine.json
+	$(PY) scripts/cross_engine.py --out runs/cross_engine_conv1d --count 6 --minutes 10 -- trainer.max_epochs=12 model=conv1d
+	$(PY) train.py model=conv1d trainer.max_epochs=12 hydra.run.dir=outputs/conv1d/ship
+	$(PY) scripts/ship_model.py --checkpoint outputs/conv1d/ship/checkpoints/best.ckpt --name conv1d --from-cross-engine runs/cross_engine_conv1d/cross_engine.json
 
 ## The runtime wheel (ONNX detection and the Python API, no torch; shipped weights inside): dist/audioconv-*.whl
 wheel: setup
