@@ -302,3 +302,57 @@ def test_cut_keyword_keeps_head_or_tail() -> None:
         assert out[(first + last) // 2] == 1.0
         seen.add(first)
     assert seen == {200, 400}, "both the head and the tail are kept sometimes"
+
+
+def test_cut_keyword_with_filler_speaks_over_the_cut_part_at_the_fragments_level() -> None:
+    """partial_keyword_fill: the cut part is a piece of other speech, not silence ("wel-" + "-ding"), its
+    level matched to the kept fragment; the kept fragment and the rest of the utterance are untouched."""
+    wave = np.ones(10_000, dtype=np.float32)
+    filler = (0.1 * np.sin(np.arange(20_000) / 3.0)).astype(np.float32)
+    fade = int(data.CUT_FADE_SECONDS * SR)
+    for seed in range(10):
+        out, first, last = data.cut_keyword(wave, 2000, 6000, (0.5, 0.5), np.random.default_rng(seed), filler)
+        assert (first, last) in ((2000, 4000), (4000, 6000))
+        cut = (4000, 6000) if first == 2000 else (2000, 4000)
+        inner = out[cut[0] + fade:cut[1] - fade]  # inside the fades at its ends
+        assert np.count_nonzero(inner) > 0.9 * inner.size, "speech, not silence, where the keyword was cut"
+        assert np.any(inner < 0) and np.any(inner > 0), "the filler's waveform, not the keyword's"
+        assert 0.8 < np.sqrt(np.mean(inner ** 2)) < 1.2, "at the kept fragment's level (rms about 1)"
+        kept = out[first + fade:last - fade]
+        assert np.all(kept == 1.0), "the kept fragment is untouched"
+        assert np.all(out[:2000] == 1.0) and np.all(out[6000:] == 1.0)
+
+
+def test_fill_pools_hold_each_voices_plain_speech_that_cannot_complete_the_keyword() -> None:
+    rows = [
+        {"label": 1, "kind": "keyword", "text": "welcome", "voice": "a"},
+        {"label": 0, "kind": "speech", "text": "the cat is on the mat", "voice": "a"},
+        {"label": 0, "kind": "speech", "text": "we become friends", "voice": "a"},  # "-come": could finish it
+        {"label": 0, "kind": "confusable", "text": "well done", "voice": "a"},
+        {"label": 0, "kind": "speech", "text": "open the door now", "voice": "b"},
+        {"label": 0, "kind": "noise", "text": "", "voice": "noise"},
+    ]
+    pools = data.fill_pools(rows)
+    assert {voice: pool.tolist() for voice, pool in pools.items()} == {"a": [1], "b": [4]}
+
+
+def test_partial_keyword_fill_draws_speech_of_the_same_voice() -> None:
+    """fill_prob=1: the cut keyword is a negative whose sound lasts about as long as the whole keyword
+    (fragment + filler), where silence-cut ones keep only 30-70 % of it."""
+    aug = AugmentConfig(partial_keyword_prob=1.0, partial_keyword_fill_prob=1.0, speed_prob=0.0, pitch_prob=0.0,
+                        reverb_prob=0.0, noise_prob=0.0, gain_range_db=(0.0, 0.0))
+    rows = [
+        {"label": 1, "kind": "keyword", "text": "welcome", "kw_start": 0.7, "kw_end": 1.1, "voice": "v"},
+        {"label": 0, "kind": "speech", "text": "hello there", "kw_start": -1.0, "kw_end": -1.0, "voice": "v"},
+    ]
+    speech = tone_burst(2.0, (0.0, 2.0))  # sound from end to end, like trimmed speech
+    dataset = ClipDataset(rows, WaveStore([tone_burst(2.0, (0.7, 1.1)), speech]), WaveStore([]), int(1.5 * SR), 0, aug)
+    lengths = []
+    for key in range(8):
+        clip, label, span = dataset[2 * key]
+        assert float(label) == 0.0 and span.tolist() == [-1.0, -1.0]
+        start, end = onset_offset(clip.numpy(), fraction=0.1)
+        at_edge = start < TOLERANCE or end > 1.5 - 2 * TOLERANCE  # the filled part ran off the clip
+        assert at_edge or end - start > 0.4 - 2 * TOLERANCE, f"epoch {key}: {end - start:.3f} s of sound, keyword 0.4 s"
+        lengths.append(end - start)
+    assert max(lengths) > 0.4 - 2 * TOLERANCE, "the fragment and its filler make a word as long as the keyword"

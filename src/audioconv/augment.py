@@ -59,6 +59,7 @@ class AugmentConfig:
     # --- part of the keyword, not all of it: a positive made a negative (ClipDataset.make_clip)
     partial_keyword_prob: float = 0.0
     partial_keyword_cut: tuple[float, float] = (0.3, 0.7)  # where the word is cut, as a fraction of its span
+    partial_keyword_fill_prob: float = 0.0  # of those: the cut part is other speech of the same voice, not silence
     # --- speaker: spectral-envelope (formant) warp, pitch and timing kept; >1 = shorter vocal tract
     formant_prob: float = 0.0
     formant_range: tuple[float, float] = (0.85, 1.15)

@@ -5,7 +5,9 @@ a random offset (this is what teaches shift invariance: the model cannot know
 where the word will be, so it must detect it everywhere); a negative clip is a
 random piece of speech that is not the keyword, or of noise, or (a share
 ``partial_keyword_prob`` of the positives) a keyword utterance with the head or
-the tail of its keyword silenced: part of the word is not the word.
+the tail of its keyword silenced, or spoken over by other speech of the same
+voice (``partial_keyword_fill_prob``: "wel-" + "-ding"): part of the word is
+not the word.
 
 Reproducibility: a clip is a pure function of (seed, epoch, index). The
 sampler hands each worker keys ``epoch * N + index`` and the dataset seeds its
@@ -97,6 +99,7 @@ class ClipDataset(Dataset):
         self.context_pool = np.array(
             [i for i, r in enumerate(self.rows) if r["label"] == 0 and r["kind"] != "noise"], dtype=np.int64
         )
+        self.fill_pools = fill_pools(self.rows)  # per voice: speech that may replace part of a cut keyword
         self.clip_samples, self.seed, self.augmentation = clip_samples, seed, augmentation
         self.sample_rate = augmentation.sample_rate if augmentation else audio.SAMPLE_RATE
 
@@ -147,7 +150,11 @@ class ClipDataset(Dataset):
             start, end = int((row["kw_start"] * sr + offset) / speed), int((row["kw_end"] * sr + offset) / speed)
             reference_rms = augment.rms(wave[start:end])
             if aug and aug.partial_keyword_prob > 0 and rng.random() < aug.partial_keyword_prob:
-                wave, start, end = cut_keyword(wave, start, end, aug.partial_keyword_cut, rng)
+                filler = None
+                pool = self.fill_pools.get(str(row.get("voice", "")))
+                if pool is not None and rng.random() < aug.partial_keyword_fill_prob:
+                    filler = self.waves[int(pool[rng.integers(len(pool))])]
+                wave, start, end = cut_keyword(wave, start, end, aug.partial_keyword_cut, rng, filler)
                 clip, _ = place_keyword_span(wave, start, end, length, rng)  # the fragment, placed like a keyword
             else:
                 clip, span = place_keyword_span(wave, start, end, length, rng)
@@ -168,8 +175,35 @@ class ClipDataset(Dataset):
 CUT_FADE_SECONDS = 0.005  # the cut edge fades out over this, so the cut itself is no click to learn
 
 
+FILL_EXCLUDED = ("com", "cum", "kum", "wel")  # filler text that could complete the cut keyword ("be-come")
+
+
+def fill_pools(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Row indices of each voice's plain-speech negatives: what may stand in for the cut part of its keywords.
+
+    Same voice, so the join is no change of speaker to learn; never text that
+    could say the missing half ("become", "welt").
+    """
+    pools: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        text = str(row.get("text", "")).lower()
+        if row["label"] == 0 and row["kind"] == "speech" and not any(part in text for part in FILL_EXCLUDED):
+            pools.setdefault(str(row.get("voice", "")), []).append(i)
+    return {voice: np.array(indices, dtype=np.int64) for voice, indices in pools.items()}
+
+
+def speech_piece(source: np.ndarray, length: int, rng: np.random.Generator, tries: int = 4) -> np.ndarray:
+    """The loudest of a few random ``length``-sample windows of ``source`` (speech, not its silent lead-in)."""
+    if len(source) <= length:
+        return np.pad(source, (0, length - len(source)))
+    starts = rng.integers(0, len(source) - length + 1, size=tries)
+    best = max(starts, key=lambda s: float(np.mean(np.square(source[s:s + length]))))
+    return source[best:best + length]
+
+
 def cut_keyword(
-    wave: np.ndarray, start: int, end: int, cut: Sequence[float], rng: np.random.Generator
+    wave: np.ndarray, start: int, end: int, cut: Sequence[float], rng: np.random.Generator,
+    filler: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Silence the head or the tail of the keyword: ``(wave, fragment start, fragment end)``.
 
@@ -177,20 +211,31 @@ def cut_keyword(
     on unseen voices sound like ("welding", "well done", "outcome"); a positive
     with part of its keyword silenced, the rest of the utterance kept, teaches
     that only the whole word counts, in every training voice. The cut falls at
-    a fraction of the span drawn from ``cut``.
+    a fraction of the span drawn from ``cut``. With ``filler`` (other speech of
+    the same voice) the cut part is not silence but a piece of it at the
+    fragment's level: "wel-" + "-ding", a word the model must not take for the
+    keyword by its first half, and no silent edge to lean on.
     """
     point = start + int(round(float(rng.uniform(*cut)) * (end - start)))
     fade = max(1, int(CUT_FADE_SECONDS * audio.SAMPLE_RATE))
     wave = wave.copy()
-    if rng.random() < 0.5:  # keep the head: silence [point, end)
-        wave[point:end] = 0.0
-        edge = wave[max(start, point - fade):point]
-        edge *= np.linspace(1.0, 0.0, edge.size, dtype=np.float32)
-        return wave, start, point
-    wave[start:point] = 0.0  # keep the tail
-    edge = wave[point:min(end, point + fade)]
-    edge *= np.linspace(0.0, 1.0, edge.size, dtype=np.float32)
-    return wave, point, end
+    keep_head = rng.random() < 0.5
+    lo, hi = (point, end) if keep_head else (start, point)
+    kept = (start, point) if keep_head else (point, end)
+    wave[lo:hi] = 0.0
+    edge = wave[max(start, point - fade):point] if keep_head else wave[point:min(end, point + fade)]
+    ramp = np.linspace(1.0, 0.0, edge.size, dtype=np.float32)
+    edge *= ramp if keep_head else ramp[::-1]
+    if filler is not None and hi > lo:
+        piece = speech_piece(filler, hi - lo, rng).astype(np.float32)
+        level = augment.rms(wave[kept[0]:kept[1]]) / max(augment.rms(piece), 1e-8)
+        piece = piece * min(level, 4.0)  # a near-silent piece is not blown up into noise
+        ends = np.ones(piece.size, dtype=np.float32)
+        n = min(fade, piece.size // 2)
+        if n:
+            ends[:n], ends[-n:] = np.linspace(0.0, 1.0, n), np.linspace(1.0, 0.0, n)
+        wave[lo:hi] = piece * ends
+    return wave, kept[0], kept[1]
 
 
 def place_keyword(wave: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator) -> np.ndarray:
