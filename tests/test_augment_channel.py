@@ -308,7 +308,7 @@ def test_cut_keyword_with_filler_speaks_over_the_cut_part_at_the_fragments_level
     """partial_keyword_fill: the cut part is a piece of other speech, not silence ("wel-" + "-ding"), its
     level matched to the kept fragment; the kept fragment and the rest of the utterance are untouched."""
     wave = np.ones(10_000, dtype=np.float32)
-    filler = (0.1 * np.sin(np.arange(20_000) / 3.0)).astype(np.float32)
+    filler = (0.5 * np.sin(np.arange(20_000) / 3.0)).astype(np.float32)  # within the 4x (12 dB) level cap
     fade = int(data.CUT_FADE_SECONDS * SR)
     for seed in range(10):
         out, first, last = data.cut_keyword(wave, 2000, 6000, (0.5, 0.5), np.random.default_rng(seed), filler)
@@ -356,3 +356,11 @@ def test_partial_keyword_fill_draws_speech_of_the_same_voice() -> None:
         assert at_edge or end - start > 0.4 - 2 * TOLERANCE, f"epoch {key}: {end - start:.3f} s of sound, keyword 0.4 s"
         lengths.append(end - start)
     assert max(lengths) > 0.4 - 2 * TOLERANCE, "the fragment and its filler make a word as long as the keyword"
+
+
+def test_cut_keyword_does_not_blow_a_near_silent_filler_up_into_noise() -> None:
+    wave = np.ones(10_000, dtype=np.float32)
+    quiet = (0.01 * np.sin(np.arange(20_000) / 3.0)).astype(np.float32)
+    out, first, _ = data.cut_keyword(wave, 2000, 6000, (0.5, 0.5), np.random.default_rng(0), quiet)
+    cut = out[4100:5900] if first == 2000 else out[2100:3900]
+    assert 0.0 < np.abs(cut).max() <= 4 * 0.01 + 1e-6, "raised by at most 12 dB"
