@@ -364,3 +364,12 @@ def test_cut_keyword_does_not_blow_a_near_silent_filler_up_into_noise() -> None:
     out, first, _ = data.cut_keyword(wave, 2000, 6000, (0.5, 0.5), np.random.default_rng(0), quiet)
     cut = out[4100:5900] if first == 2000 else out[2100:3900]
     assert 0.0 < np.abs(cut).max() <= 4 * 0.01 + 1e-6, "raised by at most 12 dB"
+
+
+def test_fill_off_draws_nothing_so_default_clips_are_unchanged() -> None:
+    """partial_keyword_fill_prob=0 with fillers available gives the very clips of a dataset with none."""
+    aug = AugmentConfig(partial_keyword_prob=1.0, noise_prob=0.0)
+    with_pool, without = keyword_dataset(aug), keyword_dataset(aug)
+    with_pool.fill_pools, without.fill_pools = {"": np.array([1])}, {}
+    for key in range(6):
+        assert np.array_equal(with_pool[2 * key][0].numpy(), without[2 * key][0].numpy())

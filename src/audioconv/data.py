@@ -152,7 +152,8 @@ class ClipDataset(Dataset):
             if aug and aug.partial_keyword_prob > 0 and rng.random() < aug.partial_keyword_prob:
                 filler = None
                 pool = self.fill_pools.get(str(row.get("voice", "")))
-                if pool is not None and rng.random() < aug.partial_keyword_fill_prob:
+                # no draw while the fill is off: the default recipe's clips stay what they were before it existed
+                if pool is not None and aug.partial_keyword_fill_prob > 0 and rng.random() < aug.partial_keyword_fill_prob:
                     filler = self.waves[int(pool[rng.integers(len(pool))])]
                 wave, start, end = cut_keyword(wave, start, end, aug.partial_keyword_cut, rng, filler)
                 clip, _ = place_keyword_span(wave, start, end, length, rng)  # the fragment, placed like a keyword
