@@ -31,6 +31,7 @@ from audioconv.evaluate import (
     recall_at,
     sweep,
     threshold_for,
+    top_false_alarms,
 )
 from audioconv.models import SpectrogramDetector
 
@@ -56,6 +57,24 @@ def test_event_in_extended_window_is_hit_second_is_false_alarm_far_is_false_alar
     assert match([hit, again, far], keywords) == (1, 2)
     hit_by, alarms = match_detail([far, again, hit], keywords)
     assert hit_by == [hit] and alarms == [again, far]  # matched in time order, whatever the input order
+
+
+def test_top_false_alarms_are_those_the_sweep_counts_at_their_own_score() -> None:
+    keywords = [(10.0, 10.6)]
+    bump = ev(9.0, 10.0, score=0.1)  # faint, earlier in time: the greedy match at the base threshold gives it the hit
+    peak = ev(10.1, 11.2, score=0.99)  # the keyword's own peak: at any threshold above 0.1 it is the hit
+    lesser = ev(11.3, 12.0, score=0.6)  # a second firing inside the window, below the peak
+    far = ev(30.0, 31.0, score=0.8)
+    events = {"f": [bump, peak, lesser, far], "g": [ev(5.0, 6.0, score=0.7, file="g")]}
+    truth = {"f": keywords, "g": []}
+    assert peak in match_detail(events["f"], keywords)[1]  # what listing all base events at once would say
+    found = top_false_alarms(events, truth, top=10)
+    assert found == [far, events["g"][0], lesser, bump]  # every one but the peak, best first
+    assert top_false_alarms(events, truth, top=2) == [far, events["g"][0]]
+    # each listed event adds one false alarm to the sweep at its own score
+    for alarm in found:
+        above = operating_point(events, truth, 1.0, alarm.score + 1e-9).false_alarms
+        assert operating_point(events, truth, 1.0, alarm.score).false_alarms == above + 1
 
 
 def test_window_edges_are_strict() -> None:

@@ -174,9 +174,9 @@ SOURCE_KINDS = ("keyword", "confusable", "speech")  # what a false alarm can ove
 def false_alarm_sources(e: ModelEvaluation, said: dict[str, list[streams.Utterance]], top: int = 10) -> dict[str, Any]:
     """What the highest-scoring false alarms overlapped: counts by kind, and the ``top`` ones with their words.
 
-    A false alarm on a keyword utterance is a second firing on it (outside the
-    hit window: e.g. on the words after it); on nothing, it fired on the
-    background alone. Counts are over ``e.false_alarms`` (the highest-scoring).
+    A false alarm on a keyword utterance is a second firing on it (on the words
+    after it, or a lesser peak of a keyword that a higher one already hit); on
+    nothing, it fired on the background alone. Counts are over ``e.false_alarms`` (the highest-scoring).
     """
     counts = {kind: 0 for kind in (*SOURCE_KINDS, "background")}
     listed = []
@@ -269,7 +269,7 @@ def format_table(rows: Sequence[dict[str, Any]], pooled: dict[str, Any]) -> str:
     sourced = [r for r in rows if r.get("false_alarm_sources")]
     if sourced:
         lines += ["", "What fires: the highest-scoring false alarms of each fold, by what they overlapped "
-                  "(keyword: a second firing on a keyword utterance, outside its hit window).", "",
+                  "(keyword: a second firing on a keyword utterance, below the peak that hit it or outside its hit window).", "",
                   "| held-out engine | false alarms | " + " | ".join((*SOURCE_KINDS, "background")) + " | the three highest |",
                   "|---|---|---|---|---|---|---|"]
         for r in sourced:
