@@ -69,9 +69,16 @@ class CorpusConfig:
 
 
 def from_plain(cls: type, values: Mapping[str, Any], what: str) -> Any:
-    """Build dataclass ``cls`` from a plain mapping: lists become tuples, unknown/missing keys raise."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+    """Build dataclass ``cls`` from a plain mapping: lists become tuples, unknown/missing keys raise.
+
+    A field with a default may be left out: that is how a new, optional
+    setting joins an engine without changing the cache key (the config
+    section, hashed as written) of every corpus built before it.
+    """
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
+    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    unknown, missing = sorted(set(values) - names), sorted(required - set(values))
     if unknown or missing:
         raise ValueError(f"{what}: unknown {unknown}, missing {missing} (see conf/data/welcome.yaml)")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

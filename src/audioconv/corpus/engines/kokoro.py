@@ -3,16 +3,20 @@
 Only Japanese style packs ship (jf_alpha, jf_gongitsune, jf_nezumi,
 jf_tebukuro, jm_kumo), but the model is multilingual: English goes in as
 phonemes from espeak-ng's IPA, mapped onto Kokoro's symbol set, so the
-speakers are accented yet natural. A weighted sum of two packs is a new
-speaker, so the engine offers the packs and their pairwise blends. About
-real time on one core: the slowest engine, synthesized once and cached.
-The graph has no random nodes, so its output is deterministic.
+speakers are accented yet natural. A weighted sum of packs is a new
+speaker, so the engine offers the packs, their pairwise 50/50 blends and,
+for more speakers than five packs allow, ``random_blends`` mixtures of two
+or three packs with random weights (drawn from a fixed seed per blend, so a
+voice's id always names the same speaker). About real time on one core:
+the slowest engine, synthesized once and cached. The graph has no random
+nodes, so its output is deterministic.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +46,7 @@ class Settings:
     blends: bool  # also every pairwise 50/50 blend of the packs
     speed: tuple[float, float]
     accent: str  # espeak-ng voice whose phonemes drive the model (en-us, en-gb, ...)
+    random_blends: int = 0  # also this many mixtures of 2-3 packs with random weights (absent = 0: same cache key)
 
 
 def unavailable() -> str | None:
@@ -78,7 +83,29 @@ def voices(settings: Settings) -> list[Voice]:
     out = [Voice(f"kokoro:{p}", NAME, p) for p in packs]
     if settings.blends:
         out += [Voice(f"kokoro:{a}+{b}", NAME, f"{a}+{b}") for a, b in itertools.combinations(packs, 2)]
+    out += [Voice(f"kokoro:mix{k:02d}", NAME, random_blend(packs, k)) for k in range(settings.random_blends)]
     return out
+
+
+def random_blend(packs: Sequence[str], index: int) -> str:
+    """Blend number ``index``: 2 or 3 of ``packs`` with Dirichlet(1) weights, as ``name*weight+...``.
+
+    Seeded by the index alone, so blend k is the same speaker whatever the
+    corpus seed or blend count; only the packs on offer change it.
+    """
+    rng = np.random.default_rng([zlib.crc32(b"kokoro-blend"), index])
+    size = min(len(packs), int(rng.integers(2, 4)))
+    chosen = sorted(int(i) for i in rng.choice(len(packs), size, replace=False))
+    weights = rng.dirichlet(np.ones(size))
+    return "+".join(f"{packs[i]}*{w:.3f}" for i, w in zip(chosen, weights))
+
+
+def style_weights(spec: str) -> list[tuple[str, float]]:
+    """(pack, weight) pairs of a voice spec: ``a``, ``a+b`` (equal weights) or ``a*0.3+b*0.7``."""
+    parts = [piece.partition("*") for piece in spec.split("+")]
+    weights = [float(w) if w else 1.0 for _, _, w in parts]
+    total = sum(weights)
+    return [(name, w / total) for (name, _, _), w in zip(parts, weights)]
 
 
 def params(settings: Settings, voice: Voice, rng: np.random.Generator) -> dict:
@@ -94,9 +121,9 @@ def phonemes(text: str, accent: str) -> str:
 
 
 def _style(spec: str, packs: dict, tokens: int) -> np.ndarray:
-    """The style row for this many tokens: one pack's, or the mean of a blend's two packs."""
-    rows = [packs[name][min(tokens, len(packs[name])) - 1] for name in spec.split("+")]
-    return np.mean(rows, axis=0, dtype=np.float32).reshape(1, STYLE_WIDTH)
+    """The style row for this many tokens: one pack's, or the weighted mean of a blend's packs."""
+    row = sum(w * packs[name][min(tokens, len(packs[name])) - 1] for name, w in style_weights(spec))
+    return np.asarray(row, np.float32).reshape(1, STYLE_WIDTH)
 
 
 def _say(text: str, spec: str, speed: float, accent: str) -> np.ndarray:
