@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -156,7 +157,13 @@ def test_demo_script_trains_and_detects(corpus_root: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "demo.wav").is_file()
     assert "where 'welcome' was said:" in result.stdout
-    assert "detected:" in result.stdout
+    said = result.stdout.split("where 'welcome' was said:")[1].splitlines()[0].count(" s")
+    # both models report how many of the recording's keywords they found, the shipped one beside the new one
+    tallies = re.findall(r"^(the model just trained|the shipped spectrogram weights).*: found (\d+) of (\d+) keywords",
+                         result.stdout, flags=re.M)
+    assert [t[0] for t in tallies] == ["the model just trained", "the shipped spectrogram weights"]
+    assert all(int(t[2]) == said and int(t[1]) <= said for t in tallies)
+    assert result.stdout.count("\nmissed: ") == sum(said - int(t[1]) for t in tallies)  # each miss, with its best score
 
 
 def test_tiny_run_with_ema_checkpoints_the_average(corpus_root: Path, tmp_path: Path) -> None:

@@ -75,7 +75,8 @@ class OperatingPoint:
 # --------------------------------------------------------------------------- matching
 
 
-def _overlaps(event: Event, keyword: Keyword) -> bool:
+def in_hit_window(event: Event, keyword: Keyword) -> bool:
+    """Whether ``event`` overlaps ``keyword``'s hit window, [start - HIT_BEFORE, end + HIT_AFTER]."""
     return event.start < keyword[1] + HIT_AFTER and event.end > keyword[0] - HIT_BEFORE
 
 
@@ -86,7 +87,7 @@ def match_detail(events: Sequence[Event], keywords: Sequence[Keyword]) -> tuple[
     false_alarms: list[Event] = []
     for event in sorted(events, key=lambda e: (e.start, e.end)):
         for k in order:
-            if hit_by[k] is None and _overlaps(event, keywords[k]):
+            if hit_by[k] is None and in_hit_window(event, keywords[k]):
                 hit_by[k] = event
                 break
         else:
@@ -151,7 +152,7 @@ def _file_counts(
     other kept event is a false alarm: two sorted searches give all thresholds
     at once. Otherwise the greedy ``match`` runs at each threshold.
     """
-    candidates = [[k for k, keyword in enumerate(keywords) if _overlaps(e, keyword)] for e in events]
+    candidates = [[k for k, keyword in enumerate(keywords) if in_hit_window(e, keyword)] for e in events]
     if any(len(c) > 1 for c in candidates):
         pairs = [match([e for e in events if e.score >= t], keywords) for t in thresholds]
         return np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64)
