@@ -63,3 +63,9 @@ def test_random_blends_may_be_left_out_of_the_config_and_then_are_none():
         from_plain(kokoro.Settings, {k: v for k, v in section.items() if k != "accent"}, "corpus.engines.kokoro")
     with pytest.raises(ValueError, match="unknown \\['blend_count'\\]"):
         from_plain(kokoro.Settings, {**section, "blend_count": 3}, "corpus.engines.kokoro")
+
+
+def test_random_blends_of_a_single_pack_are_refused():
+    with pytest.raises(ValueError, match="at least 2 packs"):
+        kokoro.voices(settings(3, packs=["jf_alpha"]))
+    assert len(kokoro.voices(settings(3, packs=["jf_alpha", "jm_kumo"], blends=False))) == 2 + 3

@@ -83,6 +83,8 @@ def voices(settings: Settings) -> list[Voice]:
     out = [Voice(f"kokoro:{p}", NAME, p) for p in packs]
     if settings.blends:
         out += [Voice(f"kokoro:{a}+{b}", NAME, f"{a}+{b}") for a, b in itertools.combinations(packs, 2)]
+    if settings.random_blends and len(packs) < 2:
+        raise ValueError(f"corpus.engines.kokoro: random_blends needs at least 2 packs to mix, got {list(packs)}")
     out += [Voice(f"kokoro:mix{k:02d}", NAME, random_blend(packs, k)) for k in range(settings.random_blends)]
     return out
 
