@@ -20,12 +20,11 @@ from omegaconf import DictConfig
 
 import audioconv
 from audioconv import corpus, registry, streams
-from audioconv.evaluate import in_hit_window, match_detail
+from audioconv.evaluate import DEFAULT_BASE_THRESHOLD, in_hit_window, match_detail
 from audioconv.training import train
 
 DEMO_SECONDS = 40.0
 DEMO_SPLIT = "heldout"
-FAINT = 0.05  # scores below this are not reported for a missed keyword
 
 
 def make_demo_recording(cfg: DictConfig, out_dir: Path) -> tuple[Path, list[streams.Keyword]]:
@@ -54,11 +53,11 @@ def report(title: str, detector: audioconv.Detector, recording: Path, truth: lis
     for event in events:
         mark = "" if any(event is e for e in false_alarms) else "   <- keyword"
         print(f"detected: {event.start:6.2f} - {event.end:6.2f} s   score {event.score:.3f}{mark}")
-    faint = detector.detect(recording, threshold=min(FAINT, threshold))
+    faint = detector.detect(recording, threshold=min(DEFAULT_BASE_THRESHOLD, threshold))  # as the sweep sees it
     for keyword, event in zip(keywords, hit_by):
         if event is None:
             near = [e.score for e in faint if in_hit_window(e, keyword)]
-            best = f"best score there {max(near):.3f}" if near else f"no score above {FAINT}"
+            best = f"best score there {max(near):.3f}" if near else f"no score above {DEFAULT_BASE_THRESHOLD}"
             print(f"missed:   {keyword[0]:6.2f} - {keyword[1]:6.2f} s   {best}")
 
 
