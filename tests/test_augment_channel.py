@@ -280,12 +280,12 @@ def test_partial_keyword_is_a_negative_holding_only_part_of_the_word() -> None:
     dataset = keyword_dataset(aug)
     keyword_seconds = 0.4  # the burst of keyword_dataset: 0.7-1.1 s
     for key in range(16):
-        clip, label, span = dataset[2 * key]  # index 0 (the keyword utterance) of epoch `key`
+        clip, label, span, _ = dataset[2 * key]  # index 0 (the keyword utterance) of epoch `key`
         assert float(label) == 0.0 and span.tolist() == [-1.0, -1.0]
         start, end = onset_offset(clip.numpy(), fraction=0.1)
         assert 0.3 * keyword_seconds - TOLERANCE < end - start < 0.7 * keyword_seconds + TOLERANCE
     assert np.array_equal(dataset.waves[0], tone_burst(2.0, (0.7, 1.1))), "the stored utterance is not cut"
-    clip, label, span = keyword_dataset(AugmentConfig(noise_prob=0.0))[0]
+    clip, label, span, _ = keyword_dataset(AugmentConfig(noise_prob=0.0))[0]
     assert float(label) == 1.0 and span[0] >= 0  # off by default: positives stay positives
 
 
@@ -349,7 +349,7 @@ def test_partial_keyword_fill_draws_speech_of_the_same_voice() -> None:
     dataset = ClipDataset(rows, WaveStore([tone_burst(2.0, (0.7, 1.1)), speech]), WaveStore([]), int(1.5 * SR), 0, aug)
     lengths = []
     for key in range(8):
-        clip, label, span = dataset[2 * key]
+        clip, label, span, _ = dataset[2 * key]
         assert float(label) == 0.0 and span.tolist() == [-1.0, -1.0]
         start, end = onset_offset(clip.numpy(), fraction=0.1)
         at_edge = start < TOLERANCE or end > 1.5 - 2 * TOLERANCE  # the filled part ran off the clip

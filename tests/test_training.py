@@ -180,3 +180,19 @@ def test_tiny_run_with_ema_checkpoints_the_average(corpus_root: Path, tmp_path: 
     model, _ = load_detector(run_dir / "checkpoints" / "best.ckpt")
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, average[f"model.{name}"], rtol=0, atol=0)
+
+
+def test_tiny_run_with_the_engine_adversary(corpus_root: Path, tmp_path: Path) -> None:
+    """adversary.weight > 0: the engine classifier trains beside the detector and stays out of the shipped weights."""
+    run_dir = tmp_path / "run"
+    result = run_train("experiment=tiny", "adversary.weight=0.5",
+                       f"paths.corpus_root={corpus_root}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        accuracy = [float(r["train/domain_accuracy"]) for r in csv.DictReader(handle) if r.get("train/domain_accuracy")]
+    assert len(accuracy) == 3 and all(0.0 <= a <= 1.0 for a in accuracy)
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["adversary"] == {"weight": 0.5, "hidden": 64, "domains": ["espeak", "festival", "pico"]}
+    assert any(k.startswith("adversary.") for k in checkpoint["state_dict"])
+    model, _ = load_detector(run_dir / "checkpoints" / "best.ckpt")  # strict: only model.* keys
+    assert not any("adversary" in name for name in model.state_dict())

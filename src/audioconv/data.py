@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from audioconv import audio, augment, backgrounds, corpus
+from audioconv.adversary import NO_DOMAIN
 from audioconv.augment import AugmentConfig
 from audioconv.streams import DEFAULT_KEYWORD, forbidden_junction
 from audioconv.targets import NO_SPAN
@@ -74,8 +75,10 @@ class ClipDataset(Dataset):
     """Fixed-length clips cut (and augmented) from corpus utterances.
 
     ``dataset[key]`` returns ``(wave [clip_samples] float32, label float32,
-    span [2] float32)``, span being the keyword's ``[start, end)`` in samples of
-    the clip (clamped to it; ``[-1, -1]`` in a clip without the keyword);
+    span [2] float32, domain int64)``, span being the keyword's ``[start, end)``
+    in samples of the clip (clamped to it; ``[-1, -1]`` in a clip without the
+    keyword) and domain the index of the utterance's engine in ``domains``
+    (``adversary.NO_DOMAIN`` for noise and for engines not listed);
     ``key = epoch * len(dataset) + index`` selects the utterance ``index`` and
     the random draws of that epoch.
     """
@@ -90,8 +93,15 @@ class ClipDataset(Dataset):
         augmentation: AugmentConfig | None,
         rooms: Sequence[np.ndarray] = (),
         keyword: str = DEFAULT_KEYWORD,
+        domains: Sequence[str] = (),
     ) -> None:
         self.rows, self.waves, self.noises = list(rows), waves, noises
+        # which engine spoke each utterance, for the domain-adversarial loss (audioconv.adversary)
+        domain_index = {engine: i for i, engine in enumerate(domains)}
+        self.domains = np.array(
+            [domain_index.get(str(r.get("engine")), NO_DOMAIN) if r["kind"] != "noise" else NO_DOMAIN for r in self.rows],
+            dtype=np.int64,
+        )
         self.keyword = keyword  # data.corpus.keyword: context never spells it across a join
         self.rooms = rooms  # simulated room responses (augment.rir_bank) for the rir_prob share of clips
         self.labels = np.array([int(r["label"]) for r in self.rows], dtype=np.int64)
@@ -106,12 +116,13 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, index = divmod(int(key), len(self.rows))
         rng = np.random.default_rng([self.seed, epoch, index])
         clip, span = self.make_clip(index, rng)
         label = float(span[0] >= 0) if self.labels[index] == 1 else 0.0  # a cut keyword is a negative
-        return torch.from_numpy(clip), torch.tensor(label), torch.as_tensor(span, dtype=torch.float32)
+        span = torch.as_tensor(span, dtype=torch.float32)
+        return torch.from_numpy(clip), torch.tensor(label), span, torch.tensor(self.domains[index])
 
     def add_context(self, index: int, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """The utterance with other (non-keyword) speech before and after it, as in running speech.
@@ -302,6 +313,11 @@ class EpochSampler(Sampler[int]):
         return self.size // world if self.shuffle else len(range(rank, self.size, world))
 
 
+def training_engines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The engines that spoke the given rows (noise and the user's recordings excluded), sorted: the same classes in every run."""
+    return sorted({str(r.get("engine")) for r in rows if r["kind"] != "noise" and r.get("engine") != corpus.USER_ENGINE})
+
+
 class KeywordDataModule(L.LightningDataModule):
     """Builds the corpus if needed, then serves train / val / test / heldout clips."""
 
@@ -315,6 +331,7 @@ class KeywordDataModule(L.LightningDataModule):
         self.clip_samples = int(round(clips["clip_seconds"] * self.sample_rate))
         self.loader = dict(data["loader"])
         self.datasets: dict[str, ClipDataset] = {}
+        self.domains: list[str] = []  # the training split's engines, sorted: the adversary's classes
 
     @property
     def manifest_path(self) -> Path:
@@ -348,6 +365,7 @@ class KeywordDataModule(L.LightningDataModule):
             by_split.setdefault(row["split"], []).append(row)
         train_aug = augment_config(self.cfg.get("augment"), self.sample_rate)
         eval_aug = augment_config(self.cfg.get("eval_augment"), self.sample_rate)
+        self.domains = training_engines(by_split.get("train", []))
         # real music and ambience join each split's noise pool (split by source file; heldout uses test's)
         real_noise = backgrounds.load_backgrounds(self.cfg.get("backgrounds"), self.corpus_root.parent / "backgrounds")
         for split, augmentation in (("train", train_aug), ("val", eval_aug), ("test", eval_aug), ("heldout", eval_aug)):
@@ -372,6 +390,7 @@ class KeywordDataModule(L.LightningDataModule):
                 augmentation,
                 rooms=rooms,
                 keyword=str(self.cfg.get("corpus", {}).get("keyword", DEFAULT_KEYWORD)),
+                domains=self.domains,
             )
         for split, dataset in self.datasets.items():
             positives = int(dataset.labels.sum())

@@ -17,6 +17,10 @@ The detector emits one logit per hop. The loss (``loss.pooling`` in the config):
 
 Whatever the loss, validation and test score a clip by its max frame, so the
 clip metrics of every pooling are comparable.
+
+With ``adversary.weight > 0`` (``audioconv.adversary``) training adds an
+engine classifier behind a gradient reversal on the head's input features: the
+detector is pushed towards features that do not tell the training engines apart.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryPrecision, BinaryRecall
 
+from audioconv.adversary import EngineAdversary, adversary_settings, ramp
 from audioconv.models.base import Detector, lse_pool, max_pool
 from audioconv.targets import frame_targets
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # wave [B, T], label [B], keyword span [B, 2] in samples
+# wave [B, T], label [B], keyword span [B, 2] in samples, engine index [B] (adversary.NO_DOMAIN: none)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 POOLINGS = ("max", "lse", "frames")
 DEFAULT_LOSS = {"pooling": "frames", "sharpness": 1.0, "clip_weight": 0.5}
 
@@ -115,9 +121,12 @@ class KeywordModule(L.LightningModule):
         eval_splits: tuple[str, ...] = ("test", "heldout"),
         seed: int = 0,
         loss: Mapping[str, Any] | None = None,
+        adversary: Mapping[str, Any] | None = None,
+        domains: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.loss_settings = loss_settings(loss)
+        self.adversary_settings = adversary_settings(adversary)
         # only plain data in hyper-parameters, so checkpoints load with weights_only=True
         self.save_hyperparameters(
             {
@@ -126,6 +135,7 @@ class KeywordModule(L.LightningModule):
                 "clip_seconds": clip_seconds,
                 "clip_threshold": clip_threshold,
                 "loss": dict(self.loss_settings),
+                "adversary": {**self.adversary_settings, "domains": list(domains)},
             }
         )
         # clip metrics only: the detector's operating threshold is chosen on streams (calibrate, cross_engine)
@@ -136,6 +146,10 @@ class KeywordModule(L.LightningModule):
         self.test_metrics = torch.nn.ModuleList([clip_metrics(f"{s}/", clip_threshold) for s in self.eval_splits])
         self.val_alarms = FalseAlarmRate(clip_seconds, clip_threshold)
         self.test_alarms = torch.nn.ModuleList([FalseAlarmRate(clip_seconds, clip_threshold) for _ in self.eval_splits])
+        # training only, and outside ``model``: the shipped weights (``model.*``) never hold it
+        self.adversary: EngineAdversary | None = None
+        if self.adversary_settings["weight"] > 0:
+            self.adversary = EngineAdversary(model.head.in_channels, len(domains), self.adversary_settings["hidden"])
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)
@@ -151,17 +165,32 @@ class KeywordModule(L.LightningModule):
         """
         torch.manual_seed(hash((self.seed, self.current_epoch, batch_idx, self.global_rank)) % 2**63)
 
-    def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(training loss, clip BCE on the max, clip probabilities from the max, labels) of a batch."""
-        wave, label, span = batch
-        logits = self.model(wave)
-        loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+    def adversary_scale(self) -> float:
+        """The gradient reversal's strength now: ``adversary.weight`` times DANN's ramp over this fit."""
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        return self.adversary_settings["weight"] * ramp(self.global_step / total)
+
+    def _step(self, batch: Batch, adversarial: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(training loss, clip BCE on the max, clip probabilities from the max, labels) of a batch.
+
+        ``adversarial``: add the engine classifier's loss through its gradient reversal (training only).
+        """
+        wave, label, span, domain = batch
+        if adversarial and self.adversary is not None:
+            features = self.model.embed(wave)
+            logits = self.model.head(features).squeeze(1)
+            domain_loss, domain_accuracy = self.adversary.loss(features, domain, self.adversary_scale())
+            self.log("train/domain_loss", domain_loss, on_step=False, on_epoch=True, batch_size=len(label))
+            self.log("train/domain_accuracy", domain_accuracy, on_step=False, on_epoch=True, batch_size=len(label))
+        else:
+            logits, domain_loss = self.model(wave), 0.0
+        loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings) + domain_loss
         clip_logits = max_pool(logits.detach())
         clip_loss = F.binary_cross_entropy_with_logits(clip_logits, label)
         return loss, clip_loss, torch.sigmoid(clip_logits), label
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, _, _, label = self._step(batch)
+        loss, _, _, label = self._step(batch, adversarial=True)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
         return loss
 

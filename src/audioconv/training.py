@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import hydra
 import lightning as L
@@ -35,7 +35,7 @@ def build_datamodule(cfg: DictConfig) -> KeywordDataModule:
     return KeywordDataModule(data, corpus_root=cfg.paths.corpus_root, seed=int(cfg.seed))
 
 
-def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
+def build_module(cfg: DictConfig, eval_splits: list[str], domains: Sequence[str] = ()) -> KeywordModule:
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model = hydra.utils.instantiate(model_config)
     return KeywordModule(
@@ -47,6 +47,8 @@ def build_module(cfg: DictConfig, eval_splits: list[str]) -> KeywordModule:
         eval_splits=tuple(eval_splits),
         seed=int(cfg.seed),
         loss=OmegaConf.to_container(cfg.loss, resolve=True) if cfg.get("loss") else None,
+        adversary=OmegaConf.to_container(cfg.adversary, resolve=True) if cfg.get("adversary") else None,
+        domains=tuple(domains),
     )
 
 
@@ -120,7 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule.test_splits)
+    module = build_module(cfg, datamodule.test_splits, datamodule.domains)
     model = module.model
     if cfg.get("init_from"):
         start_from(model, Path(str(cfg.init_from)))

@@ -26,13 +26,13 @@ from audioconv.corpus.build import build_part, part_dir
 from audioconv.corpus.engines import ENGINES, SynthesisError
 from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, complete, read_manifest, summarize
 from audioconv.corpus.settings import CorpusConfig, plain, view_key
-from audioconv.corpus.users import USER_SUBFOLDERS, user_corpus_rows
+from audioconv.corpus.users import USER_ENGINE, USER_SUBFOLDERS, user_corpus_rows
 from audioconv.corpus.view import view_dir, write_view
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ENGINES", "KINDS", "MANIFEST_COLUMNS", "SPLITS", "CorpusConfig", "SynthesisError", "USER_SUBFOLDERS",
+    "ENGINES", "KINDS", "MANIFEST_COLUMNS", "SPLITS", "CorpusConfig", "SynthesisError", "USER_ENGINE", "USER_SUBFOLDERS",
     "build_corpus", "corpus_dir", "part_dir", "read_manifest", "summarize", "user_corpus_rows", "view_key",
 ]
 

@@ -13,6 +13,7 @@ from audioconv.corpus.view import hash_fraction
 log = logging.getLogger(__name__)
 # Audio files accepted in a user's own recordings folder.
 USER_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+USER_ENGINE = "user"  # the manifest's engine for a user's recordings: not a synthesis engine, and no adversary domain
 USER_SUBFOLDERS = {"positive": "keyword", "negative": "speech", "background": "noise"}
 
 
@@ -80,7 +81,7 @@ def _user_row(
         "text": "",
         "kw_start": kw_start,
         "kw_end": kw_end,
-        "engine": "user",
+        "engine": USER_ENGINE,
         "voice": f"user:{voice}",
         "split": "val" if hash_fraction(seed, name) < val_fraction else "train",
         "duration": duration,

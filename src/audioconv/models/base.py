@@ -44,6 +44,10 @@ class Detector(nn.Module):
     def time_layers(self) -> list[TimeLayer]:
         raise NotImplementedError
 
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The hidden features [B, C, T'] that the 1x1 head turns into frame logits (domain-adversarial training)."""
+        raise NotImplementedError
+
     @property
     def hop(self) -> int:
         """Samples between consecutive frame scores."""

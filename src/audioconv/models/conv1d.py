@@ -97,7 +97,10 @@ class Conv1dDetector(Detector):
         envelope = self.pool(self.filterbank(wave.unsqueeze(1)).abs())
         return torch.log(envelope + self.log_floor)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame)."""
         x = self.filter_norm(self.features(wave))
-        x = self.blocks(self.downsample(x))
-        return self.head(x).squeeze(1)
+        return self.blocks(self.downsample(x))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(wave)).squeeze(1)

@@ -130,8 +130,12 @@ class SpectrogramDetector(Detector):
         """The log-mel image the CNN looks at: wave [B, T] -> [B, n_mels, frames]."""
         return self.frontend(wave)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def embed(self, wave: torch.Tensor) -> torch.Tensor:
+        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame)."""
         x = self.specaugment(self.input_norm(self.features(wave)))
         x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
         x = self.fold(x.flatten(1, 2))  # frequency folded into channels
-        return self.head(self.blocks(x)).squeeze(1)
+        return self.blocks(x)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(wave)).squeeze(1)
