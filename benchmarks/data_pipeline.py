@@ -33,7 +33,7 @@ CLIPS = 512  # per measurement
 
 def clips_per_second(loader_batches, clips: int) -> float:
     started, seen = time.perf_counter(), 0
-    for wave, *_ in loader_batches:  # (wave, label, keyword span)
+    for wave, *_ in loader_batches:  # (wave, label, keyword span, engine)
         seen += len(wave)
         if seen >= clips:
             break

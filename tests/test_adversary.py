@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from audioconv.adversary import NO_DOMAIN, EngineAdversary, adversary_settings, ramp, reverse_gradient
 from audioconv.data import ClipDataset, WaveStore, training_engines
 from audioconv.models import Conv1dDetector, SpectrogramDetector
+from audioconv.module import KeywordModule
 
 
 def test_reverse_gradient_is_identity_forward_and_negated_scaled_backward() -> None:
@@ -44,7 +47,7 @@ def test_the_features_get_the_classifiers_gradient_reversed_and_the_classifier_i
     adversary = EngineAdversary(channels=6, domains=3, hidden=5)
     features = torch.randn(4, 6, 7, requires_grad=True)
     domain = torch.tensor([0, 2, NO_DOMAIN, 1])
-    loss, accuracy = adversary.loss(features, domain, scale=0.5)
+    loss, right, count = adversary.loss(features, domain, scale=0.5)
     loss.backward()
     reversed_grad = features.grad.clone()
     classifier_grad = [p.grad.clone() for p in adversary.parameters()]
@@ -58,16 +61,66 @@ def test_the_features_get_the_classifiers_gradient_reversed_and_the_classifier_i
     for reversed_, own in zip(classifier_grad, (p.grad for p in adversary.parameters())):
         torch.testing.assert_close(reversed_, own)  # the classifier itself learns to guess the engine
     assert reversed_grad[2].abs().sum() == 0  # a clip without an engine adds nothing
-    assert 0.0 <= float(accuracy) <= 1.0
+    guesses = adversary.classifier(features.detach()[known].mean(dim=-1)).argmax(dim=-1)
+    assert int(count) == 3 and int(right) == int((guesses == domain[known]).sum())
 
 
-def test_a_batch_without_engines_has_no_domain_loss() -> None:
+def test_a_batch_without_engines_has_no_domain_loss_but_every_parameter_in_the_graph() -> None:
     adversary = EngineAdversary(channels=4, domains=2)
     features = torch.randn(2, 4, 5, requires_grad=True)
-    loss, accuracy = adversary.loss(features, torch.tensor([NO_DOMAIN, NO_DOMAIN]), scale=1.0)
-    assert float(loss.detach()) == 0.0 and torch.isnan(accuracy)
+    loss, right, count = adversary.loss(features, torch.tensor([NO_DOMAIN, NO_DOMAIN]), scale=1.0)
+    assert float(loss.detach()) == 0.0 and int(count) == 0 and int(right) == 0
     loss.backward()
     assert features.grad.abs().sum() == 0
+    assert all(p.grad is not None for p in adversary.parameters())  # DDP needs every parameter used in each step
+
+
+def tiny_module(weight: float) -> KeywordModule:
+    torch.manual_seed(0)
+    detector = SpectrogramDetector(channels=8, dilations=(1,), conv2d_channels=(4, 4), dropout=0.0, freq_mask=0, time_mask=0)
+    return KeywordModule(detector, {}, {"lr": 1e-3, "weight_decay": 0.0}, clip_seconds=1.0,
+                         adversary={"weight": weight, "hidden": 4}, domains=("espeak", "pico"))
+
+
+def test_the_adversarial_step_adds_the_reversed_engine_gradient_to_the_keyword_gradient() -> None:
+    """d(step loss)/d(detector) = d(keyword loss) - scale * d(engine loss): the detector is pushed to hide the engine."""
+    module = tiny_module(weight=1.0)
+    module.adversary_scale = lambda: 0.7  # no trainer here: a fixed point of the ramp
+    module.log = lambda *args, **kwargs: None
+    torch.manual_seed(1)
+    wave = torch.randn(4, 16_000) * 0.1
+    batch = (wave, torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.tensor([[2000.0, 9000.0], [-1, -1], [-1, -1], [1000.0, 8000.0]]),
+             torch.tensor([0, 1, NO_DOMAIN, 1]))
+    params = list(module.model.parameters())
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        return [g if g is not None else torch.zeros_like(p) for p, g in zip(params, torch.autograd.grad(loss, params, allow_unused=True))]
+
+    module.train()
+    step = grads(module._step(batch, adversarial=True)[0])
+    keyword = grads(module._step(batch, adversarial=False)[0])
+    features = module.model.embed(wave)
+    engine, _, _ = module.adversary.loss(features, batch[3], scale=-1.0)  # scale -1: the un-reversed gradient
+    plain = grads(engine)
+    changed = 0
+    for s, k, e in zip(step, keyword, plain):
+        torch.testing.assert_close(s, k - 0.7 * e, rtol=1e-4, atol=1e-6)
+        changed += int(not torch.allclose(s, k))
+    assert changed > 0, "the engine loss reached the detector"
+
+
+def test_the_reversal_ramps_over_the_fit() -> None:
+    module = tiny_module(weight=0.5)
+    module.trainer = types.SimpleNamespace(estimated_stepping_batches=100)
+    steps = iter([0, 50, 100])
+    # global_step is a read-only property of the LightningModule: a subclass answers it from the list
+    module.__class__ = type("AtStep", (KeywordModule,), {"global_step": property(lambda self: next(steps))})
+    assert [module.adversary_scale() for _ in range(3)] == [0.0, 0.5 * ramp(0.5), 0.5 * ramp(1.0)]
+
+
+def test_without_weight_there_is_no_adversary() -> None:
+    module = tiny_module(weight=0.0)
+    assert module.adversary is None and not any(k.startswith("adversary.") for k in module.state_dict())
 
 
 @pytest.mark.parametrize("make", [lambda: SpectrogramDetector(channels=16, dilations=(1, 2)), lambda: Conv1dDetector()])

@@ -189,10 +189,13 @@ def test_tiny_run_with_the_engine_adversary(corpus_root: Path, tmp_path: Path) -
                        f"paths.corpus_root={corpus_root}", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     with open(run_dir / "csv" / "metrics.csv") as handle:
-        accuracy = [float(r["train/domain_accuracy"]) for r in csv.DictReader(handle) if r.get("train/domain_accuracy")]
+        rows = list(csv.DictReader(handle))
+    accuracy = [float(r["train/engine_accuracy"]) for r in rows if r.get("train/engine_accuracy")]
+    scales = [float(r["train/adversary_scale"]) for r in rows if r.get("train/adversary_scale")]
     assert len(accuracy) == 3 and all(0.0 <= a <= 1.0 for a in accuracy)
+    assert scales[0] == 0.0 and all(a < b for a, b in zip(scales, scales[1:])) and 0.45 < scales[-1] <= 0.5  # the ramp
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["hyper_parameters"]["adversary"] == {"weight": 0.5, "hidden": 64, "domains": ["espeak", "festival", "pico"]}
+    assert checkpoint["hyper_parameters"]["adversary"] == {"weight": 0.5, "hidden": 64}
+    assert checkpoint["hyper_parameters"]["domains"] == ["espeak", "festival", "pico"]
     assert any(k.startswith("adversary.") for k in checkpoint["state_dict"])
-    model, _ = load_detector(run_dir / "checkpoints" / "best.ckpt")  # strict: only model.* keys
-    assert not any("adversary" in name for name in model.state_dict())
+    load_detector(run_dir / "checkpoints" / "best.ckpt")  # loads strictly: the classifier is not part of the detector

@@ -16,7 +16,15 @@ Only training uses the classifier: it is not part of the detector, its weights
 stay out of the shipped ``model.*`` keys, and scanning costs nothing more.
 ``lambda`` ramps from 0 to ``weight`` over training (DANN's schedule,
 ``2 / (1 + exp(-10 p)) - 1`` of progress ``p``), so the classifier has
-something to reverse before it pushes.
+something to reverse before it pushes. ``weight`` is that largest ``lambda``:
+the classifier's own loss always counts in full.
+
+What it does not do, knowingly: a clip's engine is the engine of the utterance
+it was cut from, though context speech around it (``ClipDataset.add_context``)
+may come from another engine, so a few labels are only mostly right; the
+classifier's parameters share the optimizer, schedule and gradient clipping of
+the detector's; a fine-tuning run (``init_from``, mining rounds) starts a new
+classifier and a new ramp, and mined negatives (the user's folder) carry no engine.
 """
 
 from __future__ import annotations
@@ -83,12 +91,18 @@ class EngineAdversary(nn.Module):
         """Engine logits [B, domains]; the features' gradient is reversed and scaled by ``scale``."""
         return self.classifier(reverse_gradient(features, scale).mean(dim=-1))
 
-    def loss(self, features: torch.Tensor, domain: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cross-entropy on the clips that have an engine, their share guessed right); 0 and NaN without any."""
+    def loss(self, features: torch.Tensor, domain: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean cross-entropy over the clips that have an engine, how many of them the classifier got right, how many there are).
+
+        The classifier runs on every clip and the ones without an engine are
+        masked out of the mean, so every parameter takes part in every step
+        (DDP without ``find_unused_parameters``) even when a batch holds no
+        engine at all (its loss is then 0).
+        """
         known = domain != NO_DOMAIN
-        if not bool(known.any()):
-            return features.sum() * 0.0, torch.tensor(float("nan"))
-        logits = self(features[known], scale)
-        target = domain[known].long()
-        accuracy = (logits.argmax(dim=-1) == target).float().mean()
-        return F.cross_entropy(logits, target), accuracy
+        logits = self(features, scale)
+        per_clip = F.cross_entropy(logits, domain.clamp(min=0).long(), reduction="none")
+        count = known.sum()
+        loss = (per_clip * known).sum() / count.clamp(min=1)
+        right = ((logits.argmax(dim=-1) == domain) & known).sum()
+        return loss, right, count

@@ -75,9 +75,9 @@ class ClipDataset(Dataset):
     """Fixed-length clips cut (and augmented) from corpus utterances.
 
     ``dataset[key]`` returns ``(wave [clip_samples] float32, label float32,
-    span [2] float32, domain int64)``, span being the keyword's ``[start, end)``
+    span [2] float32, engine int64)``, span being the keyword's ``[start, end)``
     in samples of the clip (clamped to it; ``[-1, -1]`` in a clip without the
-    keyword) and domain the index of the utterance's engine in ``domains``
+    keyword) and engine the index of the utterance's engine in ``domains``
     (``adversary.NO_DOMAIN`` for noise and for engines not listed);
     ``key = epoch * len(dataset) + index`` selects the utterance ``index`` and
     the random draws of that epoch.
@@ -98,7 +98,7 @@ class ClipDataset(Dataset):
         self.rows, self.waves, self.noises = list(rows), waves, noises
         # which engine spoke each utterance, for the domain-adversarial loss (audioconv.adversary)
         domain_index = {engine: i for i, engine in enumerate(domains)}
-        self.domains = np.array(
+        self.engine_index = np.array(
             [domain_index.get(str(r.get("engine")), NO_DOMAIN) if r["kind"] != "noise" else NO_DOMAIN for r in self.rows],
             dtype=np.int64,
         )
@@ -122,7 +122,7 @@ class ClipDataset(Dataset):
         clip, span = self.make_clip(index, rng)
         label = float(span[0] >= 0) if self.labels[index] == 1 else 0.0  # a cut keyword is a negative
         span = torch.as_tensor(span, dtype=torch.float32)
-        return torch.from_numpy(clip), torch.tensor(label), span, torch.tensor(self.domains[index])
+        return torch.from_numpy(clip), torch.tensor(label), span, torch.tensor(self.engine_index[index])
 
     def add_context(self, index: int, wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """The utterance with other (non-keyword) speech before and after it, as in running speech.

@@ -135,7 +135,8 @@ class KeywordModule(L.LightningModule):
                 "clip_seconds": clip_seconds,
                 "clip_threshold": clip_threshold,
                 "loss": dict(self.loss_settings),
-                "adversary": {**self.adversary_settings, "domains": list(domains)},
+                "adversary": dict(self.adversary_settings),
+                "domains": list(domains),
             }
         )
         # clip metrics only: the detector's operating threshold is chosen on streams (calibrate, cross_engine)
@@ -171,20 +172,28 @@ class KeywordModule(L.LightningModule):
         return self.adversary_settings["weight"] * ramp(self.global_step / total)
 
     def _step(self, batch: Batch, adversarial: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(training loss, clip BCE on the max, clip probabilities from the max, labels) of a batch.
+        """(loss to minimize, clip BCE on the max, clip probabilities from the max, labels) of a batch.
 
-        ``adversarial``: add the engine classifier's loss through its gradient reversal (training only).
+        ``adversarial`` (training, with ``adversary.weight > 0``): the loss is the
+        keyword loss plus the engine classifier's, whose gradient reaches the
+        detector reversed (``audioconv.adversary``); both parts are logged apart.
         """
         wave, label, span, domain = batch
-        if adversarial and self.adversary is not None:
+        if not (adversarial and self.adversary is not None):
+            logits = self.model(wave)
+            loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+        else:
             features = self.model.embed(wave)
             logits = self.model.head(features).squeeze(1)
-            domain_loss, domain_accuracy = self.adversary.loss(features, domain, self.adversary_scale())
-            self.log("train/domain_loss", domain_loss, on_step=False, on_epoch=True, batch_size=len(label))
-            self.log("train/domain_accuracy", domain_accuracy, on_step=False, on_epoch=True, batch_size=len(label))
-        else:
-            logits, domain_loss = self.model(wave), 0.0
-        loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings) + domain_loss
+            loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+            scale = self.adversary_scale()
+            engine_loss, right, count = self.adversary.loss(features, domain, scale)
+            self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
+            self.log("train/adversary_scale", scale, on_step=True, on_epoch=False, batch_size=len(label))
+            if int(count) > 0:
+                self.log("train/engine_loss", engine_loss, on_step=False, on_epoch=True, batch_size=int(count))
+                self.log("train/engine_accuracy", right / count, on_step=False, on_epoch=True, batch_size=int(count))
+            loss = loss + engine_loss
         clip_logits = max_pool(logits.detach())
         clip_loss = F.binary_cross_entropy_with_logits(clip_logits, label)
         return loss, clip_loss, torch.sigmoid(clip_logits), label
