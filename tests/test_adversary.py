@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from audioconv.adversary import NO_DOMAIN, EngineAdversary, adversary_settings, ramp, reverse_gradient
+from audioconv.adversary import NO_DOMAIN, EngineAdversary, adversary_settings, engine_probe, ramp, reverse_gradient
 from audioconv.data import ClipDataset, WaveStore, training_engines
 from audioconv.models import Conv1dDetector, SpectrogramDetector
 from audioconv.module import KeywordModule
@@ -147,3 +147,17 @@ def test_each_clip_carries_its_engine_index_and_noise_none() -> None:
     waves = WaveStore([np.full(8000, 0.1, np.float32) for _ in rows])
     dataset = ClipDataset(rows, waves, WaveStore([]), 4000, seed=0, augmentation=None, domains=domains)
     assert [int(dataset[i][3]) for i in range(len(rows))] == [1, 0, NO_DOMAIN, NO_DOMAIN, NO_DOMAIN]
+
+
+def test_the_probe_reads_an_engine_that_the_features_hold_and_not_one_they_do_not() -> None:
+    """Two "engines": tones and noise (told apart by any features) vs two labels on the same kind of clips (chance)."""
+    torch.manual_seed(0)
+    detector = SpectrogramDetector(channels=16, dilations=(1, 2), dropout=0.0)
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16_000
+    tones = [np.sin(2 * np.pi * rng.uniform(200, 600) * t) * 0.3 for _ in range(30)]
+    noises = [rng.normal(0, 0.1, 8000) for _ in range(30)]
+    waves = torch.from_numpy(np.stack(tones + noises)).float()
+    assert engine_probe(detector, waves, ["tone"] * 30 + ["noise"] * 30) > 0.9
+    same = torch.from_numpy(np.stack([rng.normal(0, 0.1, 8000) for _ in range(60)])).float()
+    assert engine_probe(detector, same, ["a", "b"] * 30) < 0.75

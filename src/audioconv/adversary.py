@@ -106,3 +106,23 @@ class EngineAdversary(nn.Module):
         loss = (per_clip * known).sum() / count.clamp(min=1)
         right = ((logits.argmax(dim=-1) == domain) & known).sum()
         return loss, right, count
+
+
+def engine_probe(model: nn.Module, waves: torch.Tensor, engines: list[str], folds: int = 5, seed: int = 0) -> float:
+    """How well a linear probe reads the engine from the detector's time-mean features (cross-validated accuracy).
+
+    The adversary's own accuracy only says whether *its* classifier was
+    fooled; a probe fitted afterwards on frozen features says whether the
+    engine actually left them. Logistic regression (scikit-learn) on the
+    standardized ``embed(waves).mean(time)`` of each clip, ``folds``-fold
+    stratified cross-validation.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat([model.embed(waves[i : i + 64]).mean(dim=-1) for i in range(0, len(waves), 64)]).numpy()
+    features = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-6)
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(LogisticRegression(max_iter=2000), features, engines, cv=splits).mean())
