@@ -99,7 +99,7 @@ class ClipDataset(Dataset):
         # which engine spoke each utterance, for the domain-adversarial loss (audioconv.adversary)
         domain_index = {engine: i for i, engine in enumerate(domains)}
         self.engine_index = np.array(
-            [domain_index.get(str(r.get("engine")), NO_DOMAIN) if r["kind"] != "noise" else NO_DOMAIN for r in self.rows],
+            [domain_index.get(str(r.get("engine")), NO_DOMAIN) for r in self.rows],  # noise is no engine of training_engines
             dtype=np.int64,
         )
         self.keyword = keyword  # data.corpus.keyword: context never spells it across a join

@@ -179,13 +179,14 @@ class KeywordModule(L.LightningModule):
         detector reversed (``audioconv.adversary``); both parts are logged apart.
         """
         wave, label, span, domain = batch
-        if not (adversarial and self.adversary is not None):
-            logits = self.model(wave)
-            loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
-        else:
+        features = None
+        if adversarial and self.adversary is not None:
             features = self.model.embed(wave)
             logits = self.model.head(features).squeeze(1)
-            loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+        else:
+            logits = self.model(wave)
+        loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+        if features is not None:
             scale = self.adversary_scale()
             engine_loss, right, count = self.adversary.loss(features, domain, scale)
             self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
