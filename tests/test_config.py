@@ -56,7 +56,8 @@ def test_overrides_reach_the_config() -> None:
     cfg = compose_config(["model=spectrogram", "trainer.max_epochs=3", "seed=7", "data.corpus.engines.pico.utterances.keyword=500"])
     assert cfg.seed == 7 and cfg.trainer.max_epochs == 3
     assert cfg.data.corpus.engines.pico.utterances.keyword == 500
-    assert cfg.data.corpus.seed == 7, "the corpus follows the top-level seed"
+    assert cfg.data.corpus.seed == compose_config([]).data.corpus.seed, "a training seed reuses the corpus"
+    assert compose_config(["data.corpus.seed=7"]).data.corpus.seed == 7
     assert cfg.model._target_.endswith("SpectrogramDetector")
 
 
