@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from audioconv import cross_engine, streams
 from audioconv.corpus.engines import ENGINES
 from audioconv.evaluate import ModelEvaluation, OperatingPoint
+from audioconv.models import SpectrogramDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +84,72 @@ def test_false_alarm_sources_name_what_was_said():
     assert sources["by_kind"] == {"keyword": 1, "confusable": 2, "speech": 0, "background": 1}
     assert sources["counted"] == 4
     assert [a["said"] for a in sources["top"]] == [["confusable: well done"], ["speech: hello there", "confusable: well done"]]
+
+
+def _finished_fold(folder: Path, model_seed: int, wave: np.ndarray, truth: dict) -> None:
+    """A fold as ``train_fold`` and ``make_fold_streams`` leave it: a trained run (here: seeded random weights) and streams."""
+    import torch
+
+    from scanning_helpers import make_model
+
+    config = {"_target_": "audioconv.models.SpectrogramDetector", "conv2d_channels": [4, 8], "channels": 16}
+    model = make_model(SpectrogramDetector, seed=model_seed, conv2d_channels=[4, 8], channels=16)
+    run = folder / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "hyper_parameters": {"model_config": config}}, run / "checkpoints" / "best.ckpt")
+    (run / "metrics.json").write_text(json.dumps({"metrics": {"heldout/auroc": 0.5}}))
+    streams.save_stream(folder / "streams" / "stream_000.flac", wave)
+    streams.write_truth(folder / "streams" / "truth.csv", truth)
+    streams.write_said(folder / "streams" / "said.csv", {"stream_000.flac": [
+        streams.Utterance(k.start, k.end, "keyword", k.voice, "welcome") for k in truth["stream_000.flac"]]})
+
+
+def test_seed_study_gives_each_seeds_recall_their_spread_and_their_ensemble(tmp_path, monkeypatch):
+    """Two seeds' finished folds (nothing to train or compose): each seed's recall is its own fold's,
+    the mean and sd are theirs, and the ensemble is the two models averaged, scored on the same streams."""
+    from audioconv import evaluate
+    from audioconv.models import Ensemble
+
+    rng = np.random.default_rng(0)
+    wave = (0.05 * rng.standard_normal(40 * 16_000)).astype(np.float32)
+    truth = {"stream_000.flac": [streams.Keyword(5.0, 5.8, "pico:en-US"), streams.Keyword(20.0, 20.7, "pico:en-GB")]}
+    out = tmp_path / "study"
+    for model_seed, training_seed in enumerate((11, 22), start=1):
+        _finished_fold(cross_engine.seed_folder(out, training_seed) / "pico", model_seed, wave, truth)
+    monkeypatch.setattr(cross_engine, "corpus_manifest", lambda *args, **kwargs: tmp_path / "unused.csv")
+    config = streams.StreamConfig(seconds=40.0)
+    result = cross_engine.run_seeds(["pico"], ["experiment=tiny"], out, ROOT, config, count=1, seed=0,
+                                    training_seeds=[11, 22], threshold=0.5, progress=lambda _: None)
+
+    (row,) = result["folds"]
+    singles = [cross_engine.evaluate_fold(cross_engine.Fold("pico", cross_engine.seed_folder(out, s) / "pico"), 0.5)
+               for s in (11, 22)]
+    for target in cross_engine.SEED_TARGETS:
+        cell = row[f"recall_at_{target:g}_fa_per_hour"]
+        expected = [evaluate.recall_at(e.points, target)[0] for e in singles]
+        assert cell["seeds"] == pytest.approx(expected)
+        assert cell["mean"] == pytest.approx(np.mean(expected)) and cell["sd"] == pytest.approx(np.std(expected, ddof=1))
+    from audioconv import checkpoints
+    members = [checkpoints.load_detector(cross_engine.seed_folder(out, s) / "pico" / "run" / "checkpoints" / "best.ckpt")[0]
+               for s in (11, 22)]
+    ensemble = cross_engine._evaluate_on_streams("pico", Ensemble(members), singles[0].settings,  # noqa: SLF001
+                                                 cross_engine.seed_folder(out, 11) / "pico" / "streams" / "truth.csv")
+    assert row["recall_at_1_fa_per_hour"]["ensemble"] == pytest.approx(evaluate.recall_at(ensemble.points, 1.0)[0])
+    assert [p.threshold for p in ensemble.points] != [p.threshold for p in singles[0].points]  # scores of its own
+    assert len(result["pooled"]["seeds"]) == 2 and len(result["pooled"]["ensemble"]) == 2
+    table = (out / cross_engine.SEEDS_TABLE_FILE).read_text()
+    assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd | ensemble" in table
+    ensemble_table = json.loads((out / cross_engine.ENSEMBLE_DIR / cross_engine.RESULTS_FILE).read_text())
+    assert ensemble_table["folds"][0]["engine"] == "pico" and ensemble_table["training_seeds"] == [11, 22]
+
+
+def test_seed_study_refuses_seeds_whose_streams_differ(tmp_path):
+    wave = np.zeros(30 * 16_000, dtype=np.float32)
+    folds = []
+    for model_seed, start in ((1, 5.0), (2, 6.0)):
+        folder = tmp_path / f"seed{model_seed}" / "pico"
+        _finished_fold(folder, model_seed, wave, {"stream_000.flac": [streams.Keyword(start, start + 0.7, "pico:x")]})
+        folds.append(cross_engine.Fold("pico", folder))
+    with pytest.raises(ValueError, match="streams differ"):
+        cross_engine.evaluate_ensemble("pico", folds, None)

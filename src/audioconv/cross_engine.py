@@ -33,9 +33,14 @@ from typing import Any, Callable, Sequence
 from audioconv import corpus, evaluate, streams
 from audioconv.config import corpus_manifest, data_settings
 from audioconv.evaluate import ModelEvaluation
+from audioconv.files import write_text_atomically
 
 RESULTS_FILE = "cross_engine.json"
 TABLE_FILE = "cross_engine.md"
+SEEDS_RESULTS_FILE = "seeds.json"
+SEEDS_TABLE_FILE = "seeds.md"
+ENSEMBLE_DIR = "ensemble"  # under a seed study's folder: the folds' seeds averaged, as a cross-engine table
+SEED_TARGETS = (1.0, 5.0)  # false alarms per hour at which a seed study quotes recall (<= 5: less noisy)
 
 
 @dataclass(frozen=True)
@@ -195,10 +200,13 @@ def evaluate_fold(fold: Fold, threshold: float | None) -> ModelEvaluation:
     from audioconv import checkpoints, detect
 
     model, info = checkpoints.load_detector(fold.checkpoint)
-    settings = detect.detection_settings(info, threshold)
-    truth = streams.read_truth(fold.truth)
-    files = streams.truth_paths(fold.truth, list(truth))
-    return evaluate.evaluate_models({fold.engine: (model, settings)}, files, truth)[0]
+    return _evaluate_on_streams(fold.engine, model, detect.detection_settings(info, threshold), fold.truth)
+
+
+def _evaluate_on_streams(name: str, model: Any, settings: dict[str, Any], truth_csv: Path) -> ModelEvaluation:
+    truth = streams.read_truth(truth_csv)
+    files = streams.truth_paths(truth_csv, list(truth))
+    return evaluate.evaluate_models({name: (model, settings)}, files, truth)[0]
 
 
 def _counts_at(e: ModelEvaluation, threshold: float) -> tuple[int, int]:
@@ -295,6 +303,23 @@ def run(
     mining: Mining = Mining(),
 ) -> dict[str, Any]:
     """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
+    return run_folds(engines, overrides, out, repo_root, stream_config, count, seed, threshold, target, progress, mining)[0]
+
+
+def run_folds(
+    engines: Sequence[str],
+    overrides: Sequence[str],
+    out: Path,
+    repo_root: Path,
+    stream_config: streams.StreamConfig,
+    count: int,
+    seed: int,
+    threshold: float | None,
+    target: float = 1.0,
+    progress: Callable[[str], None] = print,
+    mining: Mining = Mining(),
+) -> tuple[dict[str, Any], list[ModelEvaluation]]:
+    """``run``, also returning each fold's evaluation (its sweep: recall at any false-alarm rate)."""
     rows, evaluations = [], []
     data = data_settings(overrides, repo_root)
     music = music_rows(data, repo_root / "data" / "backgrounds")
@@ -316,6 +341,123 @@ def run(
     pooled = {"target": target, "threshold": pooled_value, "recall": pooled_recall}
     result = {"overrides": list(overrides), "mining": asdict(mining), "folds": rows, "pooled": pooled}
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS_FILE).write_text(json.dumps(evaluate.jsonable(result), indent=2) + "\n")
-    (out / TABLE_FILE).write_text(format_table(rows, pooled))
+    write_text_atomically(out / RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
+    write_text_atomically(out / TABLE_FILE, format_table(rows, pooled))
+    return result, evaluations
+
+
+# --------------------------------------------------------------------------- seeds and their ensemble
+
+
+def seed_folder(out: Path, seed: int) -> Path:
+    """Where one training seed's folds live in a seed study: ``out/seed<N>``, a cross-engine run of its own."""
+    return out / f"seed{seed}"
+
+
+def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | None) -> ModelEvaluation:
+    """The same fold trained from several seeds, as one ``Ensemble``, scanned over the fold's streams.
+
+    The streams come from the corpus view and the stream seed, neither of which
+    follows the training seed, so every seed's fold composed the same ones:
+    checked on their truth files before anything is scanned.
+    """
+    from audioconv import checkpoints, detect
+    from audioconv.models import Ensemble
+
+    if len({fold.truth.read_text() for fold in folds}) != 1:
+        raise ValueError(f"{engine}: the seeds' streams differ ({', '.join(str(f.truth) for f in folds)}); "
+                         "were they trained on different corpora (data.corpus.seed)?")
+    loaded = [checkpoints.load_detector(fold.checkpoint) for fold in folds]
+    model = Ensemble([m for m, _ in loaded])
+    return _evaluate_on_streams(engine, model, detect.detection_settings(loaded[0][1], threshold), folds[0].truth)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    import numpy as np
+
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else float("nan"),
+            "min": float(array.min()), "max": float(array.max())}
+
+
+def seed_row(engine: str, per_seed: Sequence[ModelEvaluation], ensemble: ModelEvaluation,
+             targets: Sequence[float] = SEED_TARGETS) -> dict[str, Any]:
+    """One fold of a seed study: recall at each false-alarm target for every seed, their spread, the ensemble's."""
+    row: dict[str, Any] = {"engine": engine, "keywords": ensemble.keywords, "hours": ensemble.hours}
+    for target in targets:
+        recalls = [evaluate.recall_at(e.points, target)[0] for e in per_seed]
+        row[f"recall_at_{target:g}_fa_per_hour"] = {"seeds": recalls, **_spread(recalls),
+                                                    "ensemble": evaluate.recall_at(ensemble.points, target)[0]}
+    return row
+
+
+def format_seed_table(seeds: Sequence[int], rows: Sequence[dict[str, Any]], pooled: dict[str, Any],
+                      targets: Sequence[float] = SEED_TARGETS) -> str:
+    """The README table of a seed study: per fold and target, each seed, mean ± sd, and the ensemble."""
+    f = evaluate._fmt  # noqa: SLF001 - one number format for every report
+    lines = []
+    for target in targets:
+        lines += [f"Recall at ≤ {target:g} FA/h:", "",
+                  "| held-out engine | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | ensemble |",
+                  "|---|" + "---|" * (len(seeds) + 2)]
+        for r in rows:
+            cell = r[f"recall_at_{target:g}_fa_per_hour"]
+            lines.append(f"| {r['engine']} | " + " | ".join(f(v) for v in cell["seeds"])
+                         + f" | {f(cell['mean'])} ± {f(cell['sd'])} | {f(cell['ensemble'])} |")
+        lines.append("")
+    lines.append(f"Pooled over every fold at ≤ {pooled['target']:g} FA/h: "
+                 + ", ".join(f"seed {s} {f(r)} (threshold {f(t)})" for s, (t, r) in zip(seeds, pooled["seeds"]))
+                 + f"; ensemble {f(pooled['ensemble'][1])} (threshold {f(pooled['ensemble'][0])}).")
+    return "\n".join(lines) + "\n"
+
+
+def run_seeds(
+    engines: Sequence[str],
+    overrides: Sequence[str],
+    out: Path,
+    repo_root: Path,
+    stream_config: streams.StreamConfig,
+    count: int,
+    seed: int,
+    training_seeds: Sequence[int],
+    threshold: float | None,
+    target: float = 1.0,
+    progress: Callable[[str], None] = print,
+    mining: Mining = Mining(),
+) -> dict[str, Any]:
+    """The cross-engine folds once per training seed (``out/seed<N>``, same corpus, same streams), then each
+    fold's seeds averaged into one ``Ensemble`` and scored again (``out/ensemble``).
+
+    One run per recipe cannot rank recipes when a seed moves a fold by more than
+    the recipes differ: the study gives each fold's mean and spread over seeds,
+    and what averaging the seeds' models buys. Writes ``seeds.json`` and ``seeds.md``.
+    """
+    if len(set(training_seeds)) != len(training_seeds) or len(training_seeds) < 2:
+        raise ValueError(f"a seed study needs at least two distinct seeds, got {list(training_seeds)}")
+    per_seed: list[list[ModelEvaluation]] = []
+    for training_seed in training_seeds:
+        progress(f"seed {training_seed}")
+        _, evaluations = run_folds(engines, [*overrides, f"seed={training_seed}"], seed_folder(out, training_seed),
+                                   repo_root, stream_config, count, seed, threshold, target, progress, mining)
+        per_seed.append(evaluations)
+    rows, ensembles, ensemble_rows = [], [], []
+    for index, engine in enumerate(engines):
+        folds = [Fold(engine, seed_folder(out, s) / engine, mining.rounds) for s in training_seeds]
+        progress(f"[{engine}] the {len(folds)} seeds' models averaged, on the same streams")
+        ensemble = evaluate_ensemble(engine, folds, threshold)
+        ensembles.append(ensemble)
+        rows.append(seed_row(engine, [evaluations[index] for evaluations in per_seed], ensemble))
+        sources = false_alarm_sources(ensemble, streams.read_said(folds[0].said)) if folds[0].said.is_file() else None
+        ensemble_rows.append(fold_row(engine, ensemble, {}, sources))
+    ensemble_pooled = pooled_threshold(ensembles, target)
+    pooled = {"target": target, "seeds": [pooled_threshold(e, target) for e in per_seed], "ensemble": ensemble_pooled}
+    result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "stream_seed": seed,
+              "folds": rows, "pooled": pooled}
+    write_text_atomically(out / SEEDS_RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
+    write_text_atomically(out / SEEDS_TABLE_FILE, format_seed_table(training_seeds, rows, pooled))
+    ensemble_out = out / ENSEMBLE_DIR
+    ensemble_result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "folds": ensemble_rows,
+                       "pooled": {"target": target, "threshold": ensemble_pooled[0], "recall": ensemble_pooled[1]}}
+    write_text_atomically(ensemble_out / RESULTS_FILE, json.dumps(evaluate.jsonable(ensemble_result), indent=2) + "\n")
+    write_text_atomically(ensemble_out / TABLE_FILE, format_table(ensemble_rows, ensemble_result["pooled"]))
     return result
