@@ -39,9 +39,10 @@ TINY_ENGINES = {
 
 
 def tiny_cfg(seed: int = 3) -> dict:
-    """The shipped corpus settings, resolved with a top-level seed, shrunk to a handful of files."""
+    """The shipped corpus settings with corpus seed ``seed``, shrunk to a handful of files."""
     data = OmegaConf.merge({"seed": seed}, OmegaConf.load(CONF))
     cfg = OmegaConf.to_container(data, resolve=True)["corpus"]
+    cfg["seed"] = seed
     cfg["use"] = [name for name in TINY_ENGINES if ENGINES[name].unavailable() is None]
     for name, values in TINY_ENGINES.items():
         cfg["engines"][name].update(values)
@@ -352,3 +353,23 @@ def test_user_corpus_rows(tmp_path, caplog):
     assert corpus.user_corpus_rows(folder, seed=1, val_fraction=0.5) == rows  # stable
     splits = {tuple(r["split"] for r in corpus.user_corpus_rows(folder, seed=s, val_fraction=0.5)) for s in range(8)}
     assert len(splits) > 1  # the seed moves files between train and val
+
+
+def test_an_engines_prepare_runs_once_before_the_workers(tmp_path, monkeypatch):
+    """An engine's one-time set-up (Kokoro's model cache) runs in the building process, before any worker:
+    two workers assembling the cache at once on a fresh machine collided."""
+    from audioconv.corpus.engines import espeak
+
+    if espeak.unavailable():
+        pytest.skip(espeak.unavailable())
+    calls: list[str] = []
+    monkeypatch.setattr(espeak, "prepare", lambda: calls.append("prepare"), raising=False)
+    real_execute = build._execute
+    monkeypatch.setattr(build, "_execute", lambda *args: (calls.append("execute"), real_execute(*args))[1])
+    cfg = tiny_cfg()
+    cfg["use"] = ["espeak"]
+    cfg["engines"]["espeak"]["utterances"] = {"keyword": 2, "speech": 2, "confusable": 0}
+    build.build_part(cfg, "espeak", tmp_path, workers=2)
+    assert calls == ["prepare", "execute"]
+    build.build_part(cfg, "espeak", tmp_path, workers=2)  # complete: nothing to prepare, nothing to run
+    assert calls == ["prepare", "execute"]

