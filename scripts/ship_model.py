@@ -2,6 +2,7 @@
 """Turn a train.py checkpoint into shipped weights: <name>.safetensors, <name>.onnx and <name>.stream.onnx.
 
     python scripts/ship_model.py --checkpoint outputs/spectrogram/RUN/checkpoints/best.ckpt --name spectrogram
+    python scripts/ship_model.py --checkpoint RUN1/checkpoints/best.ckpt RUN2/... RUN3/... --name spectrogram  # an ensemble
     make models          # trains both default models, then ships them (the documented way to reproduce the weights)
 
 The threshold is chosen where it serves users: ``--from-cross-engine
@@ -12,6 +13,8 @@ Without it, the threshold is chosen on validation streams for about 0.5 false
 alarms per hour (``audioconv.calibrate``). Either way a temperature is folded
 into the head first (and the threshold carried through it); the metrics.json of the run is stored beside
 the weights in the safetensors header, so a shipped file says how it was made.
+Several checkpoints (one recipe trained from several seeds) ship as one
+``Ensemble``: the mean of their frame logits, in one file and one ONNX graph.
 The ONNX exports (for the torch-free install: the whole-signal graph and the
 stateful streaming graph for 80 ms pushes that live detection runs) are written
 from the very weights saved, each checked against PyTorch before it is written
@@ -33,7 +36,8 @@ WEIGHTS_DIR = ROOT / "src" / "audioconv" / "weights"  # package data: the source
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a train.py best.ckpt")
+    parser.add_argument("--checkpoint", type=Path, nargs="+", required=True,
+                        help="a train.py best.ckpt; several: shipped as their ensemble (mean of their logits)")
     parser.add_argument("--name", choices=registry.MODEL_NAMES, required=True)
     parser.add_argument("--minutes", type=float, default=120.0, help="validation stream audio to calibrate on")
     parser.add_argument("--target", type=float, default=0.5, help="false alarms per hour to aim for")
@@ -53,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
 
     try:
-        model, info = checkpoints.load_detector(args.checkpoint)
-    except checkpoints.CheckpointError as error:
+        model, info = checkpoints.load_ensemble(args.checkpoint)
+    except (checkpoints.CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     settings = config.corpus_settings(root=ROOT)
@@ -79,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         recall = args.pooled_recall
         source = {"cross_engine": "given (--pooled-threshold)", "pooled_threshold_before_temperature":
                   args.pooled_threshold, "target_false_alarms_per_hour": 1.0, "recall_at_target": recall}
-    metrics_file = args.checkpoint.parent.parent / "metrics.json"
-    run_metrics = json.loads(metrics_file.read_text())["metrics"] if metrics_file.is_file() else {}
+    runs = [checkpoint.parent.parent / "metrics.json" for checkpoint in args.checkpoint]
+    run_metrics = [json.loads(m.read_text())["metrics"] if m.is_file() else {} for m in runs]
+    run_metrics = run_metrics[0] if len(run_metrics) == 1 else run_metrics  # an ensemble: each member's run
     out = args.out / f"{args.name}.safetensors"
     checkpoints.save_detector(
         out,

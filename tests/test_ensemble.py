@@ -49,3 +49,116 @@ def test_members_of_another_geometry_are_refused():
                   make_model(SpectrogramDetector, seed=1, **SMALL, dilations=[1, 2, 4, 2])])
     with pytest.raises(ValueError, match="at least one member"):
         Ensemble([])
+
+
+def test_ensemble_streams_exactly_with_one_state_per_member():
+    """Pushed in pieces of any size (some too short to complete a frame), the stateful ensemble gives the
+    whole-signal frames: every member takes every push into its own state, layer by layer."""
+    from audioconv.streaming import StatefulScanner, streaming_copy
+
+    from scanning_helpers import push_in_pieces
+
+    ensemble = Ensemble([make_model(SpectrogramDetector, seed=s, **SMALL) for s in (7, 8)])
+    wave = make_wave(2 * SAMPLE_RATE + 555, seed=3)
+    scanner = StatefulScanner(ensemble)
+    got = np.concatenate(push_in_pieces(scanner.push, wave, [1, 37, 160, 2500, 320, 7]))
+    np.testing.assert_allclose(got, scan_whole(ensemble, wave), atol=1e-5)
+    _, windows = streaming_copy(ensemble)
+    per_member = len(streaming_copy(ensemble.members[0])[1])
+    assert len(windows) == 2 * per_member and all(w.span < ensemble.receptive_field for w in windows)
+
+
+def test_ensemble_exports_to_onnx_whole_and_stateful_stream(tmp_path):
+    """Both ONNX graphs of an ensemble give its PyTorch frames: the whole-signal one, and the stateful
+    stream with one set of window states per member, pushed in uneven pieces."""
+    from audioconv import export
+    from audioconv.onnx_backend import OnnxDetector, OnnxStatefulStream
+
+    from scanning_helpers import push_in_pieces
+
+    ensemble = Ensemble([make_model(SpectrogramDetector, seed=s, **SMALL) for s in (9, 10)])
+    wave = make_wave(ensemble.receptive_field + 30 * ensemble.hop + 77, seed=4)
+    reference = scan_whole(ensemble, wave)
+    path = export.export_onnx(ensemble, {}, tmp_path / "ensemble.onnx")  # checked against PyTorch before it is written
+    np.testing.assert_allclose(OnnxDetector(path).scores(wave), reference, atol=1e-4)
+    single = export.StatefulStreamGraph(ensemble.members[0], 1280)
+    graph = export.StatefulStreamGraph(ensemble, 1280)
+    assert graph.leading_frames == single.leading_frames and len(graph.state_shapes) == 2 * len(single.state_shapes)
+    runner = OnnxStatefulStream(export.onnx_stream_bytes(ensemble, {}, 1280))
+    got = np.concatenate([*push_in_pieces(runner.push, wave, [1, 319, 1281, 4099, 20]), runner.flush()])
+    np.testing.assert_allclose(got, reference, atol=1e-4)
+
+
+def _saved(tmp_path, name: str, model, config: dict):
+    from audioconv import checkpoints
+
+    path = tmp_path / f"{name}.safetensors"
+    checkpoints.save_detector(path, model, config, threshold=0.7)
+    return path
+
+
+def test_an_ensemble_of_checkpoints_saves_and_loads_as_one_file(tmp_path):
+    from audioconv import checkpoints
+
+    config = {"_target_": "audioconv.models.SpectrogramDetector", **SMALL}
+    paths = [_saved(tmp_path, f"m{s}", make_model(SpectrogramDetector, seed=s, **SMALL), config) for s in (1, 2)]
+    ensemble, info = checkpoints.load_ensemble(paths)
+    assert isinstance(ensemble, Ensemble) and info["threshold"] == 0.7
+    assert info["model_config"] == checkpoints.ensemble_config([config, config])
+    one = _saved(tmp_path, "ensemble", ensemble, info["model_config"])
+    again, again_info = checkpoints.load_detector(one)
+    wave = make_wave(2 * SAMPLE_RATE, seed=5)
+    np.testing.assert_allclose(scan_whole(again, wave), scan_whole(ensemble, wave), atol=1e-6)
+    single, _ = checkpoints.load_ensemble(paths[:1])
+    assert isinstance(single, SpectrogramDetector)
+
+
+@pytest.mark.parametrize("config, reason", [
+    ({"_target_": "audioconv.models.Ensemble", "members": []}, "non-empty list"),
+    ({"_target_": "audioconv.models.Ensemble", "members": [{"_target_": "os.system"}]}, "unknown detector"),
+    ({"_target_": "audioconv.models.Ensemble", "members": [{"_target_": "audioconv.models.Ensemble", "members": []}]},
+     "not ensembles"),
+    ({"_target_": "audioconv.models.Ensemble", "members": [{"_target_": "audioconv.models.Conv1dDetector"}],
+      "extra": 1}, "one non-empty list"),
+])
+def test_ensemble_configs_build_only_this_packages_detectors(config, reason):
+    from audioconv import checkpoints
+
+    with pytest.raises(ValueError, match=reason):
+        checkpoints.build_detector(config)
+
+
+def test_temperature_folds_into_every_members_head():
+    from audioconv import calibrate
+
+    ensemble = Ensemble([make_model(SpectrogramDetector, seed=s, **SMALL) for s in (3, 4)]).eval()
+    wave = torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=6))[None]
+    with torch.no_grad():
+        for member in ensemble.members:  # confident members: logits far past the ceiling
+            member.head.weight.mul_(20.0)
+            member.head.bias.mul_(20.0)
+        before = ensemble(wave)
+    temperature = calibrate.fold_temperature(ensemble, [wave[0].numpy()])
+    assert temperature > 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble(wave), before / temperature, rtol=1e-4, atol=1e-5)
+
+
+def test_ship_model_refuses_members_whose_frames_do_not_line_up(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from audioconv.models import Conv1dDetector
+
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parents[1] / "scripts" / "ship_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    paths = [_saved(tmp_path, "s", make_model(SpectrogramDetector, seed=1, **SMALL),
+                    {"_target_": "audioconv.models.SpectrogramDetector", **SMALL}),
+             _saved(tmp_path, "c", make_model(Conv1dDetector, seed=1, channels=16),
+                    {"_target_": "audioconv.models.Conv1dDetector", "channels": 16})]
+    code = script.main(["--checkpoint", *map(str, paths), "--name", "spectrogram", "--pooled-threshold", "0.9",
+                        "--out", str(tmp_path / "weights")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error:") and "another time geometry" in err and "\n" not in err
+    assert not (tmp_path / "weights").exists()

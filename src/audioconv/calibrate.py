@@ -39,8 +39,9 @@ def fold_temperature(model: Detector, waves: Sequence[np.ndarray]) -> float:
         logits = np.concatenate([model(torch.from_numpy(w)[None])[0].numpy() for w in waves])
     temperature = max(1.0, float(np.percentile(np.abs(logits), 99.9)) / LOGIT_CEILING)
     with torch.no_grad():
-        model.head.weight /= temperature
-        model.head.bias /= temperature
+        for branch in model.branches:  # an ensemble's logits are its members' mean: scale each member's head
+            branch.head.weight /= temperature
+            branch.head.bias /= temperature
     return temperature
 
 

@@ -23,7 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -32,12 +32,13 @@ from safetensors.torch import load_file, save_file
 from audioconv import registry
 from audioconv.detect import DEFAULT_THRESHOLD
 from audioconv.files import write_atomically
-from audioconv.models import Conv1dDetector, Detector, SpectrogramDetector
+from audioconv.models import Conv1dDetector, Detector, Ensemble, SpectrogramDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     "audioconv.models.Conv1dDetector": Conv1dDetector,
     "audioconv.models.SpectrogramDetector": SpectrogramDetector,
 }
+ENSEMBLE = "audioconv.models.Ensemble"  # {"_target_": ENSEMBLE, "members": [member config, ...]}
 MODEL_NAMES = registry.MODELS  # shipped name -> detector class name
 # Shipped weights are package data (src/audioconv/weights/), found through importlib.resources.
 MODELS_DIR = registry.weights_dir()
@@ -67,12 +68,41 @@ def shipped_weights(
 
 
 def build_detector(model_config: Mapping[str, Any]) -> Detector:
-    """Instantiate a detector from its config, allowing only this package's detector classes."""
+    """Instantiate a detector from its config, allowing only this package's detector classes
+    (an ``Ensemble`` of them: its config lists its members' configs)."""
     config = dict(model_config)
     target = config.pop("_target_", None)
+    if target == ENSEMBLE:
+        members = config.pop("members", None)
+        if config or not isinstance(members, (list, tuple)) or not members:
+            raise ValueError("an ensemble's config holds one non-empty list, 'members', of detector configs")
+        if any(dict(member).get("_target_") == ENSEMBLE for member in members):
+            raise ValueError("an ensemble's members are single detectors, not ensembles")
+        return Ensemble([build_detector(member) for member in members])
     if target not in DETECTORS:
         raise ValueError(f"unknown detector {target!r}; expected one of {sorted(DETECTORS)}")
     return DETECTORS[target](**config)
+
+
+def ensemble_config(member_configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The config ``build_detector`` turns into an ``Ensemble`` of detectors built from ``member_configs``."""
+    return {"_target_": ENSEMBLE, "members": [dict(config) for config in member_configs]}
+
+
+def load_ensemble(paths: Sequence[str | os.PathLike]) -> tuple[Detector, dict[str, Any]]:
+    """Several checkpoints as one ``Ensemble`` (eval mode), with the first one's info and the ensemble's config.
+
+    One path gives that detector alone. Raises ``CheckpointError`` for an
+    unusable file and ``ValueError`` when the members' frames would not line up.
+    """
+    loaded = [load_detector(path) for path in paths]
+    if not loaded:
+        raise ValueError("no checkpoint given")
+    if len(loaded) == 1:
+        return loaded[0]
+    model = Ensemble([member for member, _ in loaded]).eval()
+    info = {**loaded[0][1], "model_config": ensemble_config([member_info["model_config"] for _, member_info in loaded])}
+    return model, info
 
 
 def save_detector(path: str | os.PathLike, model: Detector, model_config: Mapping[str, Any], **info: Any) -> None:

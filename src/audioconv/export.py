@@ -333,7 +333,15 @@ class StatefulStreamGraph(nn.Module):
         self.push_samples, self.hop = push_samples, model.hop
         float_model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
         stream, windows = streaming_copy(float_model, few_frame_layers=False)
-        plan, self.leading_frames = stream_plan([(window.span, window.stride) for window in windows])
+        plan, leading = [], set()
+        for branch in stream.branches:  # an ensemble's members run side by side: one chain of windows each
+            chain = [module for module in branch.modules() if isinstance(module, StreamingWindow)]
+            branch_plan, branch_leading = stream_plan([(window.span, window.stride) for window in chain])
+            plan += branch_plan
+            leading.add(branch_leading)
+        if len(plan) != len(windows) or len(leading) != 1:
+            raise ExportError(f"{type(model).__name__}: its branches' windows do not make one frame grid")
+        (self.leading_frames,) = leading
         replacement = {id(window): ExternalStateWindow(window.module, window.span, window.stride, state, skip)
                        for window, (state, skip) in zip(windows, plan)}
         for parent in list(stream.modules()):

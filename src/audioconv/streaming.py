@@ -28,8 +28,9 @@ The window layers are found by walking the model's submodules in registration
 order: a module that declares ``time_layers`` (a spectrogram front end, a
 ``TemporalBlock`` with its residual crop, a ``Conv2dBlock``) is wrapped whole;
 any other convolution or pooling with a kernel or stride along time (the last
-axis) is wrapped by itself. The walk must find the very layers the model lists
-in ``model.time_layers``, in order, or ``streaming_copy`` refuses the model:
+axis) is wrapped by itself; an ensemble's member detectors are walked into, one
+after the other (``Detector.branches``). The walk must find the very layers the
+model lists in ``time_layers`` (of each branch in turn), in order, or ``streaming_copy`` refuses the model:
 a time operation hidden in ``forward`` (a functional pooling, a padded
 convolution) would otherwise make the stream silently wrong.
 """
@@ -48,14 +49,13 @@ from audioconv import geometry
 from audioconv.fast_layers import speed_up_for_few_frames
 from audioconv.geometry import TimeLayer
 from audioconv.models import Detector
+from audioconv.models.base import NoNewFrames  # noqa: F401 - raised here, caught by Detector.forward of ensembles
 from audioconv.scan import STREAM_CHUNK_SECONDS, _as_wave, _model_dtype_device
 
 PUSH_THREADS = 1  # a push is a few hundred µs of tiny ops: OpenMP hand-offs cost more than they save
 WINDOW_MODULES = (nn.Conv1d, nn.Conv2d, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d)
 
 
-class NoNewFrames(Exception):
-    """Raised inside a stream's forward pass by a layer that completes no output: nothing downstream changes."""
 
 
 def _along_time(value: int | tuple[int, ...] | str) -> int | str:
@@ -133,7 +133,8 @@ class StreamingWindow(nn.Module):
 def _wrap_windows(parent: nn.Module, found: list[TimeLayer], windows: list[StreamingWindow]) -> None:
     """Replace, in registration order, every window layer under ``parent`` by a ``StreamingWindow``."""
     for name, child in parent.named_children():
-        declared = getattr(child, "time_layers", None)
+        # a block that knows its geometry is one window; a whole detector (an ensemble's member) is walked into
+        declared = None if isinstance(child, Detector) else getattr(child, "time_layers", None)
         if declared is not None:  # a block that knows its own geometry: stream it as one window
             layers = list(declared)
             span, stride = geometry.receptive_field(layers), geometry.hop(layers)
@@ -169,10 +170,11 @@ def streaming_copy(model: Detector, few_frame_layers: bool = True) -> tuple[Dete
     found: list[TimeLayer] = []
     windows: list[StreamingWindow] = []
     _wrap_windows(stream, found, windows)
-    if _geometry_key(found) != _geometry_key(list(model.time_layers)):
+    declared = [layer for branch in model.branches for layer in branch.time_layers]
+    if _geometry_key(found) != _geometry_key(declared):
         raise ValueError(
             f"{type(model).__name__}: its modules hold the time layers {_geometry_key(found)} but it declares "
-            f"{_geometry_key(list(model.time_layers))} (kernel, stride, dilation); a time operation outside a "
+            f"{_geometry_key(declared)} (kernel, stride, dilation); a time operation outside a "
             "module, or modules registered out of data-flow order, cannot be streamed"
         )
     if few_frame_layers:

@@ -35,6 +35,15 @@ def lse_pool(logits: torch.Tensor, sharpness: float) -> torch.Tensor:
     return (torch.logsumexp(r * logits, dim=-1) - math.log(logits.shape[-1])) / r
 
 
+class NoNewFrames(Exception):
+    """Raised inside a stream's forward pass by a layer that completes no output: nothing downstream changes.
+
+    Only a streaming copy (``audioconv.streaming``) raises it; it lives here so
+    that a detector made of several networks (``Ensemble``) can let every one
+    of them take a push before the push ends.
+    """
+
+
 class Detector(nn.Module):
     """Base class: subclasses implement ``forward`` and ``time_layers``."""
 
@@ -43,6 +52,12 @@ class Detector(nn.Module):
     @property
     def time_layers(self) -> list[TimeLayer]:
         raise NotImplementedError
+
+    @property
+    def branches(self) -> list[Detector]:
+        """The networks that run side by side on the input, in registration order: one detector is its own
+        only branch. Streaming finds each branch's time layers in turn (``audioconv.streaming``)."""
+        return [self]
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
         """The hidden features [B, C, T'] that the 1x1 head turns into frame logits (domain-adversarial training)."""

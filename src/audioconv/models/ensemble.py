@@ -10,7 +10,8 @@ on (a keyword) and damps what only one of them believes.
 The members must share their time geometry (the same time layers: kernel,
 stride, dilation), so frame ``i`` of every member is computed from the same
 input samples and the ensemble is itself a fully convolutional detector:
-whole, chunked and naive scans agree as they do for one model.
+whole, chunked and naive scans agree as they do for one model, and a
+streaming copy keeps one state per member (``audioconv.streaming``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from audioconv.geometry import TimeLayer
-from audioconv.models.base import Detector
+from audioconv.models.base import Detector, NoNewFrames
 
 
 def _geometry(model: Detector) -> tuple[tuple[int, int, int], ...]:
@@ -56,5 +57,17 @@ class Ensemble(Detector):
     def time_layers(self) -> list[TimeLayer]:
         return self.members[0].time_layers
 
+    @property
+    def branches(self) -> list[Detector]:
+        return list(self.members)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(wave) for member in self.members]).mean(dim=0)
+        logits, waiting = [], False
+        for member in self.members:
+            try:
+                logits.append(member(wave))
+            except NoNewFrames:  # a streaming copy: every member must still take this push into its state
+                waiting = True
+        if waiting:
+            raise NoNewFrames
+        return torch.stack(logits).mean(dim=0)
