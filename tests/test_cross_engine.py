@@ -133,13 +133,16 @@ def test_seed_study_gives_each_seeds_recall_their_spread_and_their_ensemble(tmp_
     from audioconv import checkpoints
     members = [checkpoints.load_detector(cross_engine.seed_folder(out, s) / "pico" / "run" / "checkpoints" / "best.ckpt")[0]
                for s in (11, 22)]
-    ensemble = cross_engine._evaluate_on_streams("pico", Ensemble(members), singles[0].settings,  # noqa: SLF001
-                                                 cross_engine.seed_folder(out, 11) / "pico" / "streams" / "truth.csv")
-    assert row["recall_at_1_fa_per_hour"]["ensemble"] == pytest.approx(evaluate.recall_at(ensemble.points, 1.0)[0])
-    assert [p.threshold for p in ensemble.points] != [p.threshold for p in singles[0].points]  # scores of its own
-    assert len(result["pooled"]["seeds"]) == 2 and len(result["pooled"]["ensemble"]) == 2
+    truth_csv = cross_engine.seed_folder(out, 11) / "pico" / "streams" / "truth.csv"
+    for combine in ("probabilities", "logits"):
+        ensemble = cross_engine._evaluate_on_streams("pico", Ensemble(members, combine=combine),  # noqa: SLF001
+                                                     singles[0].settings, truth_csv)
+        got = row["recall_at_1_fa_per_hour"]["ensemble"][combine]
+        assert got == pytest.approx(evaluate.recall_at(ensemble.points, 1.0)[0])
+        assert [p.threshold for p in ensemble.points] != [p.threshold for p in singles[0].points]  # scores of its own
+    assert len(result["pooled"]["seeds"]) == 2 and set(result["pooled"]["ensemble"]) == {"probabilities", "logits"}
     table = (out / cross_engine.SEEDS_TABLE_FILE).read_text()
-    assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd | ensemble" in table
+    assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd | ensemble, mean probability | ensemble, mean logit" in table
     ensemble_table = json.loads((out / cross_engine.ENSEMBLE_DIR / cross_engine.RESULTS_FILE).read_text())
     assert ensemble_table["folds"][0]["engine"] == "pico" and ensemble_table["training_seeds"] == [11, 22]
 

@@ -13,16 +13,32 @@ from scanning_helpers import SAMPLE_RATE, make_model, make_wave, one_thread  # n
 SMALL = {"conv2d_channels": [4, 8], "channels": 16}
 
 
-def test_ensemble_logits_are_the_members_mean():
+def test_ensemble_gives_the_members_mean_probability_or_mean_logit():
     members = [make_model(SpectrogramDetector, seed=s, **SMALL) for s in (1, 2, 3)]
-    ensemble = Ensemble(members).eval()
     wave = torch.from_numpy(make_wave(2 * SAMPLE_RATE))[None]
     with torch.no_grad():
-        expected = torch.stack([m(wave) for m in members]).mean(dim=0)
-        got = ensemble(wave)
-        assert not torch.allclose(members[0](wave), members[1](wave), atol=1e-3)  # the members differ
-    torch.testing.assert_close(got, expected)
-    assert ensemble.hop == members[0].hop and ensemble.receptive_field == members[0].receptive_field
+        logits = torch.stack([m.eval()(wave) for m in members])
+        assert not torch.allclose(logits[0], logits[1], atol=1e-3)  # the members differ
+        soft = Ensemble(members).eval()(wave)
+        mean_logit = Ensemble(members, combine="logits").eval()(wave)
+    torch.testing.assert_close(torch.sigmoid(soft), torch.sigmoid(logits).mean(dim=0))
+    torch.testing.assert_close(mean_logit, logits.mean(dim=0))
+    assert Ensemble(members).hop == members[0].hop and Ensemble(members).receptive_field == members[0].receptive_field
+
+
+def test_mean_probability_needs_every_member_to_be_sure():
+    """One member sure (logit 30: float32 sigmoid is exactly 1) and one not: the mean probability stays
+    near one half, finite; the mean logit would call it certain."""
+    from audioconv.models.ensemble import mean_probability_logit
+
+    logits = torch.tensor([[30.0, 30.0, -30.0], [-2.2, 30.0, -30.0]])
+    combined = mean_probability_logit(logits)
+    assert torch.isfinite(combined).all()
+    torch.testing.assert_close(torch.sigmoid(combined[0]), 0.5 * (1 + torch.sigmoid(torch.tensor(-2.2))))
+    assert combined[1] > 25 and combined[2] < -25
+    assert logits.mean(dim=0)[0] > 13
+    with pytest.raises(ValueError, match="combine"):
+        Ensemble([make_model(SpectrogramDetector, seed=1, **SMALL)], combine="max")
 
 
 def test_one_member_ensemble_is_that_member():
@@ -128,15 +144,16 @@ def test_ensemble_configs_build_only_this_packages_detectors(config, reason):
         checkpoints.build_detector(config)
 
 
-def test_temperature_folds_into_every_members_head():
+@pytest.mark.parametrize("combine", ["probabilities", "logits"])
+def test_temperature_scales_the_combined_logit(combine):
+    """Calibration divides the ensemble's own output by T (per member, a mean of probabilities would re-rank)."""
     from audioconv import calibrate
 
-    ensemble = Ensemble([make_model(SpectrogramDetector, seed=s, **SMALL) for s in (3, 4)]).eval()
+    ensemble = Ensemble([make_model(SpectrogramDetector, seed=s, **SMALL) for s in (3, 4)], combine=combine).eval()
     wave = torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=6))[None]
     with torch.no_grad():
         for member in ensemble.members:  # confident members: logits far past the ceiling
-            member.head.weight.mul_(20.0)
-            member.head.bias.mul_(20.0)
+            member.scale_logits(20.0)
         before = ensemble(wave)
     temperature = calibrate.fold_temperature(ensemble, [wave[0].numpy()])
     assert temperature > 1.0

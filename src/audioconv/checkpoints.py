@@ -74,22 +74,24 @@ def build_detector(model_config: Mapping[str, Any]) -> Detector:
     target = config.pop("_target_", None)
     if target == ENSEMBLE:
         members = config.pop("members", None)
+        combine = config.pop("combine", "probabilities")
         if config or not isinstance(members, (list, tuple)) or not members:
-            raise ValueError("an ensemble's config holds one non-empty list, 'members', of detector configs")
+            raise ValueError("an ensemble's config holds one non-empty list, 'members', of detector configs "
+                             "(and 'combine')")
         if any(dict(member).get("_target_") == ENSEMBLE for member in members):
             raise ValueError("an ensemble's members are single detectors, not ensembles")
-        return Ensemble([build_detector(member) for member in members])
+        return Ensemble([build_detector(member) for member in members], combine=combine)
     if target not in DETECTORS:
         raise ValueError(f"unknown detector {target!r}; expected one of {sorted(DETECTORS)}")
     return DETECTORS[target](**config)
 
 
-def ensemble_config(member_configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def ensemble_config(member_configs: Sequence[Mapping[str, Any]], combine: str = "probabilities") -> dict[str, Any]:
     """The config ``build_detector`` turns into an ``Ensemble`` of detectors built from ``member_configs``."""
-    return {"_target_": ENSEMBLE, "members": [dict(config) for config in member_configs]}
+    return {"_target_": ENSEMBLE, "members": [dict(config) for config in member_configs], "combine": combine}
 
 
-def load_ensemble(paths: Sequence[str | os.PathLike]) -> tuple[Detector, dict[str, Any]]:
+def load_ensemble(paths: Sequence[str | os.PathLike], combine: str = "probabilities") -> tuple[Detector, dict[str, Any]]:
     """Several checkpoints as one ``Ensemble`` (eval mode), with the first one's info and the ensemble's config.
 
     One path gives that detector alone. Raises ``CheckpointError`` for an
@@ -100,9 +102,9 @@ def load_ensemble(paths: Sequence[str | os.PathLike]) -> tuple[Detector, dict[st
         raise ValueError("no checkpoint given")
     if len(loaded) == 1:
         return loaded[0]
-    model = Ensemble([member for member, _ in loaded]).eval()
-    info = {**loaded[0][1], "model_config": ensemble_config([member_info["model_config"] for _, member_info in loaded])}
-    return model, info
+    model = Ensemble([member for member, _ in loaded], combine=combine).eval()
+    configs = [member_info["model_config"] for _, member_info in loaded]
+    return model, {**loaded[0][1], "model_config": ensemble_config(configs, combine)}
 
 
 def save_detector(path: str | os.PathLike, model: Detector, model_config: Mapping[str, Any], **info: Any) -> None:

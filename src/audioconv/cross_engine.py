@@ -28,12 +28,13 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from audioconv import corpus, evaluate, streams
 from audioconv.config import corpus_manifest, data_settings
 from audioconv.evaluate import ModelEvaluation
 from audioconv.files import write_text_atomically
+from audioconv.models.ensemble import COMBINE
 
 RESULTS_FILE = "cross_engine.json"
 TABLE_FILE = "cross_engine.md"
@@ -41,6 +42,7 @@ SEEDS_RESULTS_FILE = "seeds.json"
 SEEDS_TABLE_FILE = "seeds.md"
 ENSEMBLE_DIR = "ensemble"  # under a seed study's folder: the folds' seeds averaged, as a cross-engine table
 SEED_TARGETS = (1.0, 5.0)  # false alarms per hour at which a seed study quotes recall (<= 5: less noisy)
+ENSEMBLE_LABELS = {"probabilities": "probability", "logits": "logit"}  # Ensemble.combine -> table label
 
 
 @dataclass(frozen=True)
@@ -354,8 +356,9 @@ def seed_folder(out: Path, seed: int) -> Path:
     return out / f"seed{seed}"
 
 
-def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | None) -> ModelEvaluation:
-    """The same fold trained from several seeds, as one ``Ensemble``, scanned over the fold's streams.
+def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | None,
+                      combine: str = "probabilities") -> ModelEvaluation:
+    """The same fold trained from several seeds, as one ``Ensemble`` (``combine``: how), scanned over the fold's streams.
 
     The streams come from the corpus view and the stream seed, neither of which
     follows the training seed, so every seed's fold composed the same ones:
@@ -368,7 +371,7 @@ def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | Non
         raise ValueError(f"{engine}: the seeds' streams differ ({', '.join(str(f.truth) for f in folds)}); "
                          "were they trained on different corpora (data.corpus.seed)?")
     loaded = [checkpoints.load_detector(fold.checkpoint) for fold in folds]
-    model = Ensemble([m for m, _ in loaded])
+    model = Ensemble([m for m, _ in loaded], combine=combine)
     return _evaluate_on_streams(engine, model, detect.detection_settings(loaded[0][1], threshold), folds[0].truth)
 
 
@@ -380,14 +383,18 @@ def _spread(values: Sequence[float]) -> dict[str, float]:
             "min": float(array.min()), "max": float(array.max())}
 
 
-def seed_row(engine: str, per_seed: Sequence[ModelEvaluation], ensemble: ModelEvaluation,
+def seed_row(engine: str, per_seed: Sequence[ModelEvaluation], ensembles: Mapping[str, ModelEvaluation],
              targets: Sequence[float] = SEED_TARGETS) -> dict[str, Any]:
-    """One fold of a seed study: recall at each false-alarm target for every seed, their spread, the ensemble's."""
-    row: dict[str, Any] = {"engine": engine, "keywords": ensemble.keywords, "hours": ensemble.hours}
+    """One fold of a seed study: recall at each false-alarm target for every seed, their spread, and each
+    ensemble's (``ensembles``: combine mode -> its evaluation)."""
+    first = next(iter(ensembles.values()))
+    row: dict[str, Any] = {"engine": engine, "keywords": first.keywords, "hours": first.hours}
     for target in targets:
         recalls = [evaluate.recall_at(e.points, target)[0] for e in per_seed]
-        row[f"recall_at_{target:g}_fa_per_hour"] = {"seeds": recalls, **_spread(recalls),
-                                                    "ensemble": evaluate.recall_at(ensemble.points, target)[0]}
+        row[f"recall_at_{target:g}_fa_per_hour"] = {
+            "seeds": recalls, **_spread(recalls),
+            "ensemble": {combine: evaluate.recall_at(e.points, target)[0] for combine, e in ensembles.items()},
+        }
     return row
 
 
@@ -395,19 +402,23 @@ def format_seed_table(seeds: Sequence[int], rows: Sequence[dict[str, Any]], pool
                       targets: Sequence[float] = SEED_TARGETS) -> str:
     """The README table of a seed study: per fold and target, each seed, mean ± sd, and the ensemble."""
     f = evaluate._fmt  # noqa: SLF001 - one number format for every report
+    combines = list(pooled["ensemble"])
     lines = []
     for target in targets:
         lines += [f"Recall at ≤ {target:g} FA/h:", "",
-                  "| held-out engine | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | ensemble |",
-                  "|---|" + "---|" * (len(seeds) + 2)]
+                  "| held-out engine | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | "
+                  + " | ".join(f"ensemble, mean {ENSEMBLE_LABELS[c]}" for c in combines) + " |",
+                  "|---|" + "---|" * (len(seeds) + 1 + len(combines))]
         for r in rows:
             cell = r[f"recall_at_{target:g}_fa_per_hour"]
             lines.append(f"| {r['engine']} | " + " | ".join(f(v) for v in cell["seeds"])
-                         + f" | {f(cell['mean'])} ± {f(cell['sd'])} | {f(cell['ensemble'])} |")
+                         + f" | {f(cell['mean'])} ± {f(cell['sd'])} | "
+                         + " | ".join(f(cell["ensemble"][c]) for c in combines) + " |")
         lines.append("")
     lines.append(f"Pooled over every fold at ≤ {pooled['target']:g} FA/h: "
                  + ", ".join(f"seed {s} {f(r)} (threshold {f(t)})" for s, (t, r) in zip(seeds, pooled["seeds"]))
-                 + f"; ensemble {f(pooled['ensemble'][1])} (threshold {f(pooled['ensemble'][0])}).")
+                 + "".join(f"; ensemble, mean {ENSEMBLE_LABELS[c]}, {f(r)} (threshold {f(t)})"
+                           for c, (t, r) in pooled["ensemble"].items()) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -440,23 +451,28 @@ def run_seeds(
         _, evaluations = run_folds(engines, [*overrides, f"seed={training_seed}"], seed_folder(out, training_seed),
                                    repo_root, stream_config, count, seed, threshold, target, progress, mining)
         per_seed.append(evaluations)
-    rows, ensembles, ensemble_rows = [], [], []
+    rows, ensemble_rows = [], []
+    ensembles: dict[str, list[ModelEvaluation]] = {combine: [] for combine in COMBINE}
     for index, engine in enumerate(engines):
         folds = [Fold(engine, seed_folder(out, s) / engine, mining.rounds) for s in training_seeds]
         progress(f"[{engine}] the {len(folds)} seeds' models averaged, on the same streams")
-        ensemble = evaluate_ensemble(engine, folds, threshold)
-        ensembles.append(ensemble)
-        rows.append(seed_row(engine, [evaluations[index] for evaluations in per_seed], ensemble))
+        fold_ensembles = {combine: evaluate_ensemble(engine, folds, threshold, combine) for combine in COMBINE}
+        for combine, evaluation in fold_ensembles.items():
+            ensembles[combine].append(evaluation)
+        rows.append(seed_row(engine, [evaluations[index] for evaluations in per_seed], fold_ensembles))
+        ensemble = fold_ensembles[COMBINE[0]]  # the default way of averaging gets the full table
         sources = false_alarm_sources(ensemble, streams.read_said(folds[0].said)) if folds[0].said.is_file() else None
         ensemble_rows.append(fold_row(engine, ensemble, {}, sources))
-    ensemble_pooled = pooled_threshold(ensembles, target)
-    pooled = {"target": target, "seeds": [pooled_threshold(e, target) for e in per_seed], "ensemble": ensemble_pooled}
+    pooled = {"target": target, "seeds": [pooled_threshold(e, target) for e in per_seed],
+              "ensemble": {combine: pooled_threshold(e, target) for combine, e in ensembles.items()}}
+    ensemble_pooled = pooled["ensemble"][COMBINE[0]]
     result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "stream_seed": seed,
               "folds": rows, "pooled": pooled}
     write_text_atomically(out / SEEDS_RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
     write_text_atomically(out / SEEDS_TABLE_FILE, format_seed_table(training_seeds, rows, pooled))
     ensemble_out = out / ENSEMBLE_DIR
-    ensemble_result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "folds": ensemble_rows,
+    ensemble_result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "combine": COMBINE[0],
+                       "folds": ensemble_rows,
                        "pooled": {"target": target, "threshold": ensemble_pooled[0], "recall": ensemble_pooled[1]}}
     write_text_atomically(ensemble_out / RESULTS_FILE, json.dumps(evaluate.jsonable(ensemble_result), indent=2) + "\n")
     write_text_atomically(ensemble_out / TABLE_FILE, format_table(ensemble_rows, ensemble_result["pooled"]))

@@ -53,6 +53,15 @@ class Detector(nn.Module):
     def time_layers(self) -> list[TimeLayer]:
         raise NotImplementedError
 
+    def scale_logits(self, factor: float) -> None:
+        """Multiply every output logit by ``factor``, folded into the weights (temperature scaling, calibration).
+
+        A single detector scales its 1x1 head; an ensemble scales its combined output.
+        """
+        with torch.no_grad():
+            self.head.weight.mul_(factor)
+            self.head.bias.mul_(factor)
+
     @property
     def branches(self) -> list[Detector]:
         """The networks that run side by side on the input, in registration order: one detector is its own
