@@ -5,7 +5,7 @@
     python scripts/cross_engine.py --engines piper kokoro -- trainer.max_epochs=12
     python scripts/cross_engine.py --out runs/xe --count 2 --minutes 5 -- model=conv1d
     python scripts/cross_engine.py --mine-rounds 1 -- trainer.max_epochs=12   # each fold mined and fine-tuned once
-    python scripts/cross_engine.py --seeds 1234 7 42 -- trainer.max_epochs=12  # each fold from 3 seeds, and averaged
+    python scripts/cross_engine.py --training-seeds 1234 7 42 -- trainer.max_epochs=12  # each fold from 3 seeds, averaged
 
 Writes OUT/<engine>/run (the training run), OUT/<engine>/streams (streams and
 truth.csv), OUT/cross_engine.json and OUT/cross_engine.md (the README table:
@@ -13,7 +13,7 @@ recall at <= 1 and <= 0.5 FA/h, recall and FA/h at a threshold, per voice, and
 the threshold that keeps all folds pooled at <= 1 FA/h). A finished fold is not
 trained again. Hydra overrides for every fold's training go after ``--``.
 
-With ``--seeds``, the whole run is repeated per training seed under
+With ``--training-seeds``, the whole run is repeated per training seed under
 OUT/seed<N>/ (same corpus, same streams), and OUT/seeds.md gives each fold's
 recall for every seed, their mean and spread, and that of the seeds' models
 averaged into one (OUT/ensemble/cross_engine.md: its full table).
@@ -36,8 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--count", type=int, default=2, help="streams per held-out engine")
     add("--minutes", type=float, default=5.0, help="length of each stream")
     add("--seed", type=int, default=0, help="stream seed")
-    add("--seeds", type=int, nargs="+", metavar="SEED",
-        help="training seeds: every fold once per seed (OUT/seed<N>), then the seeds' models averaged (OUT/ensemble)")
+    add("--training-seeds", type=int, nargs="+", metavar="SEED",
+        help="every fold trained once per seed (OUT/seed<N>), then the seeds' models averaged (OUT/ensemble); "
+             "--seed stays the streams' seed")
     add("--threshold", type=float, help="threshold for the recall / FA/h columns (default: each fold's own)")
     add("--target", type=float, default=1.0, help="false alarms per hour for the pooled threshold")
     add("--mine-rounds", type=int, default=0, help="rounds of hard-negative mining and fine-tuning per fold (default 0)")
@@ -50,10 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--count must be >= 1 and --minutes > 0")
     if args.mine_rounds < 0 or args.mine_hours <= 0 or args.mine_epochs < 1 or not 0.0 <= args.mine_threshold <= 1.0:
         parser.error("need --mine-rounds >= 0, --mine-hours > 0, --mine-epochs >= 1 and --mine-threshold in [0, 1]")
-    if args.seeds is not None and (len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2):
-        parser.error("--seeds needs at least two distinct seeds")
-    if args.seeds is not None and any(o.split("=", 1)[0].lstrip("+") == "seed" for o in args.overrides):
-        parser.error("--seeds sets each run's seed: leave seed=... out of the overrides")
+    seeds = args.training_seeds
+    if seeds is not None and (len(set(seeds)) != len(seeds) or len(seeds) < 2):
+        parser.error("--training-seeds needs at least two distinct seeds")
+    if seeds is not None and any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in args.overrides):
+        parser.error("--training-seeds sets each run's seed: leave seed=... out of the overrides")
     return args
 
 
@@ -68,16 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     mining = cross_engine.Mining(args.mine_rounds, args.mine_hours, args.mine_threshold, args.mine_epochs)
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        if args.seeds:
+        if args.training_seeds:
             result = cross_engine.run_seeds(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
-                                            args.seeds, args.threshold, args.target, progress=progress, mining=mining)
+                                            args.training_seeds, args.threshold, args.target, progress=progress,
+                                            mining=mining)
         else:
             result = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
                                       args.threshold, args.target, progress=progress, mining=mining)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    table = cross_engine.SEEDS_TABLE_FILE if args.seeds else cross_engine.TABLE_FILE
+    table = cross_engine.SEEDS_TABLE_FILE if args.training_seeds else cross_engine.TABLE_FILE
     print((args.out / table).read_text())
     return 0 if result["folds"] else 1
 

@@ -2,7 +2,7 @@
 """Turn a train.py checkpoint into shipped weights: <name>.safetensors, <name>.onnx and <name>.stream.onnx.
 
     python scripts/ship_model.py --checkpoint outputs/spectrogram/RUN/checkpoints/best.ckpt --name spectrogram
-    python scripts/ship_model.py --checkpoint RUN1/checkpoints/best.ckpt RUN2/... RUN3/... --name spectrogram  # an ensemble
+    python scripts/ship_model.py --checkpoint RUN1/checkpoints/best.ckpt RUN2/... RUN3/... --name spectrogram  # their ensemble
     make models          # trains both default models, then ships them (the documented way to reproduce the weights)
 
 The threshold is chosen where it serves users: ``--from-cross-engine
@@ -14,7 +14,7 @@ alarms per hour (``audioconv.calibrate``). Either way a temperature is folded
 into the head first (and the threshold carried through it); the metrics.json of the run is stored beside
 the weights in the safetensors header, so a shipped file says how it was made.
 Several checkpoints (one recipe trained from several seeds) ship as one
-``Ensemble``: the mean of their frame logits, in one file and one ONNX graph.
+``Ensemble``: the mean of their frame probabilities, in one file and one ONNX graph.
 The ONNX exports (for the torch-free install: the whole-signal graph and the
 stateful streaming graph for 80 ms pushes that live detection runs) are written
 from the very weights saved, each checked against PyTorch before it is written
@@ -37,7 +37,7 @@ WEIGHTS_DIR = ROOT / "src" / "audioconv" / "weights"  # package data: the source
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True,
-                        help="a train.py best.ckpt; several: shipped as their ensemble (mean of their logits)")
+                        help="a train.py best.ckpt; several: shipped as their ensemble (mean of their probabilities)")
     parser.add_argument("--name", choices=registry.MODEL_NAMES, required=True)
     parser.add_argument("--minutes", type=float, default=120.0, help="validation stream audio to calibrate on")
     parser.add_argument("--target", type=float, default=0.5, help="false alarms per hour to aim for")
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         model, info = checkpoints.load_ensemble(args.checkpoint)
     except (checkpoints.CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if checkpoints.model_name(model) != args.name:
+        print(f"error: {args.checkpoint[0]}: a {checkpoints.model_name(model)} model, not {args.name}", file=sys.stderr)
         return 2
     settings = config.corpus_settings(root=ROOT)
     rows = corpus.read_manifest(corpus.build_corpus(settings, ROOT / "data" / "corpus"))

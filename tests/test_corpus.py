@@ -40,8 +40,7 @@ TINY_ENGINES = {
 
 def tiny_cfg(seed: int = 3) -> dict:
     """The shipped corpus settings with corpus seed ``seed``, shrunk to a handful of files."""
-    data = OmegaConf.merge({"seed": seed}, OmegaConf.load(CONF))
-    cfg = OmegaConf.to_container(data, resolve=True)["corpus"]
+    cfg = OmegaConf.to_container(OmegaConf.load(CONF), resolve=True)["corpus"]
     cfg["seed"] = seed
     cfg["use"] = [name for name in TINY_ENGINES if ENGINES[name].unavailable() is None]
     for name, values in TINY_ENGINES.items():

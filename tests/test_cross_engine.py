@@ -142,7 +142,7 @@ def test_seed_study_gives_each_seeds_recall_their_spread_and_their_ensemble(tmp_
         assert [p.threshold for p in ensemble.points] != [p.threshold for p in singles[0].points]  # scores of its own
     assert len(result["pooled"]["seeds"]) == 2 and set(result["pooled"]["ensemble"]) == {"probabilities", "logits"}
     table = (out / cross_engine.SEEDS_TABLE_FILE).read_text()
-    assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd | ensemble, mean probability | ensemble, mean logit" in table
+    assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd (sample) | ensemble, mean probability | ensemble, mean logit" in table
     ensemble_table = json.loads((out / cross_engine.ENSEMBLE_DIR / cross_engine.RESULTS_FILE).read_text())
     assert ensemble_table["folds"][0]["engine"] == "pico" and ensemble_table["training_seeds"] == [11, 22]
 
@@ -156,3 +156,23 @@ def test_seed_study_refuses_seeds_whose_streams_differ(tmp_path):
         folds.append(cross_engine.Fold("pico", folder))
     with pytest.raises(ValueError, match="streams differ"):
         cross_engine.evaluate_ensemble("pico", folds, None)
+
+
+def test_seed_row_gives_each_seeds_recall_their_mean_and_sample_sd_and_each_ensembles():
+    # 10 keywords in 1 h. Seed a: 8 hits with 1 alarm at 0.6, 9 with 5 at 0.2; seed b: 4 with 0, 6 with 5;
+    # seed c: 2 with 1, 7 with 4. At <= 1 FA/h: 0.8, 0.4, 0.2; at <= 5: 0.9, 0.6, 0.7.
+    a = fake_evaluation([(0.2, 9, 5), (0.6, 8, 1)], keywords=10, hours=1.0)
+    b = fake_evaluation([(0.3, 6, 5), (0.9, 4, 0)], keywords=10, hours=1.0)
+    c = fake_evaluation([(0.1, 7, 4), (0.8, 2, 1)], keywords=10, hours=1.0)
+    soft = fake_evaluation([(0.5, 9, 1)], keywords=10, hours=1.0)
+    row = cross_engine.seed_row("pico", [a, b, c], {"probabilities": soft, "logits": b})
+    strict, loose = row["recall_at_1_fa_per_hour"], row["recall_at_5_fa_per_hour"]
+    assert strict["seeds"] == pytest.approx([0.8, 0.4, 0.2]) and loose["seeds"] == pytest.approx([0.9, 0.6, 0.7])
+    assert strict["mean"] == pytest.approx(14 / 30) and strict["sd"] == pytest.approx(np.std([0.8, 0.4, 0.2], ddof=1))
+    assert (strict["min"], strict["max"]) == pytest.approx((0.2, 0.8))
+    assert strict["ensemble"] == pytest.approx({"probabilities": 0.9, "logits": 0.4})
+    pooled = {"target": 1.0, "seeds": [(0.6, 0.8), (0.9, 0.4), (0.8, 0.2)],
+              "ensemble": {"probabilities": (0.5, 0.9), "logits": (0.9, 0.4)}}
+    table = cross_engine.format_seed_table([1, 2, 3], [row], pooled)
+    assert "| pico | 0.800 | 0.400 | 0.200 | 0.467 ± 0.306 | 0.900 | 0.400 |" in table
+    assert "ensemble, mean probability, 0.900 (threshold 0.500)" in table

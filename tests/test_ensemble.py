@@ -80,8 +80,9 @@ def test_ensemble_streams_exactly_with_one_state_per_member():
     got = np.concatenate(push_in_pieces(scanner.push, wave, [1, 37, 160, 2500, 320, 7]))
     np.testing.assert_allclose(got, scan_whole(ensemble, wave), atol=1e-5)
     _, windows = streaming_copy(ensemble)
-    per_member = len(streaming_copy(ensemble.members[0])[1])
-    assert len(windows) == 2 * per_member and all(w.span < ensemble.receptive_field for w in windows)
+    _, member_windows = streaming_copy(ensemble.members[0])
+    chain = [(w.span, w.stride) for w in member_windows]
+    assert [(w.span, w.stride) for w in windows] == chain + chain  # each member streamed layer by layer, not re-run whole
 
 
 def test_ensemble_exports_to_onnx_whole_and_stateful_stream(tmp_path):
@@ -119,14 +120,34 @@ def test_an_ensemble_of_checkpoints_saves_and_loads_as_one_file(tmp_path):
     config = {"_target_": "audioconv.models.SpectrogramDetector", **SMALL}
     paths = [_saved(tmp_path, f"m{s}", make_model(SpectrogramDetector, seed=s, **SMALL), config) for s in (1, 2)]
     ensemble, info = checkpoints.load_ensemble(paths)
-    assert isinstance(ensemble, Ensemble) and info["threshold"] == 0.7
+    assert isinstance(ensemble, Ensemble) and "threshold" not in info  # a member's operating point is not the ensemble's
     assert info["model_config"] == checkpoints.ensemble_config([config, config])
     one = _saved(tmp_path, "ensemble", ensemble, info["model_config"])
     again, again_info = checkpoints.load_detector(one)
     wave = make_wave(2 * SAMPLE_RATE, seed=5)
     np.testing.assert_allclose(scan_whole(again, wave), scan_whole(ensemble, wave), atol=1e-6)
-    single, _ = checkpoints.load_ensemble(paths[:1])
-    assert isinstance(single, SpectrogramDetector)
+    single, single_info = checkpoints.load_ensemble(paths[:1])
+    assert isinstance(single, SpectrogramDetector) and single_info["threshold"] == 0.7
+
+
+def test_an_ensemble_file_serves_the_api_and_the_figures(tmp_path):
+    """The Python API (scores, events, live stream) and resolve_model take an ensemble file like a single one."""
+    import audioconv
+    from audioconv import checkpoints
+
+    config = {"_target_": "audioconv.models.SpectrogramDetector", **SMALL}
+    members = [_saved(tmp_path, f"m{s}", make_model(SpectrogramDetector, seed=s, **SMALL), config) for s in (1, 2)]
+    ensemble, info = checkpoints.load_ensemble(members)
+    path = _saved(tmp_path, "ensemble", ensemble, info["model_config"])
+    detector = audioconv.load_detector(path, backend="torch", threshold=0.5)
+    wave = make_wave(3 * SAMPLE_RATE, seed=8)
+    np.testing.assert_allclose(detector.scores(wave, sample_rate=SAMPLE_RATE).probabilities, scan_whole(ensemble, wave),
+                               atol=1e-5)
+    live = detector.stream(sample_rate=SAMPLE_RATE)
+    pushed = [event for piece in np.array_split(wave, 7) for event in live.push(piece)] + live.close()
+    assert [(e.start, e.end) for e in pushed] == [(e.start, e.end) for e in detector.detect(wave, sample_rate=SAMPLE_RATE)]
+    loaded = checkpoints.resolve_model(checkpoint=path)
+    assert loaded.name == "spectrogram" and isinstance(loaded.model, Ensemble)
 
 
 @pytest.mark.parametrize("config, reason", [
@@ -153,7 +174,7 @@ def test_temperature_scales_the_combined_logit(combine):
     wave = torch.from_numpy(make_wave(2 * SAMPLE_RATE, seed=6))[None]
     with torch.no_grad():
         for member in ensemble.members:  # confident members: logits far past the ceiling
-            member.scale_logits(20.0)
+            member.divide_logits(0.05)
         before = ensemble(wave)
     temperature = calibrate.fold_temperature(ensemble, [wave[0].numpy()])
     assert temperature > 1.0

@@ -38,7 +38,7 @@ def fold_temperature(model: Detector, waves: Sequence[np.ndarray]) -> float:
     with torch.inference_mode():
         logits = np.concatenate([model(torch.from_numpy(w)[None])[0].numpy() for w in waves])
     temperature = max(1.0, float(np.percentile(np.abs(logits), 99.9)) / LOGIT_CEILING)
-    model.scale_logits(1.0 / temperature)
+    model.divide_logits(temperature)
     return temperature
 
 

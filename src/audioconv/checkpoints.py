@@ -92,10 +92,11 @@ def ensemble_config(member_configs: Sequence[Mapping[str, Any]], combine: str = 
 
 
 def load_ensemble(paths: Sequence[str | os.PathLike], combine: str = "probabilities") -> tuple[Detector, dict[str, Any]]:
-    """Several checkpoints as one ``Ensemble`` (eval mode), with the first one's info and the ensemble's config.
+    """Several checkpoints as one ``Ensemble`` (eval mode) and its info: only its config, since no member's
+    threshold is the ensemble's (measure one: ``scripts/ship_model.py``).
 
-    One path gives that detector alone. Raises ``CheckpointError`` for an
-    unusable file and ``ValueError`` when the members' frames would not line up.
+    One path gives that detector alone, with its own info. Raises ``CheckpointError``
+    for an unusable file and ``ValueError`` when the members' frames would not line up.
     """
     loaded = [load_detector(path) for path in paths]
     if not loaded:
@@ -104,7 +105,7 @@ def load_ensemble(paths: Sequence[str | os.PathLike], combine: str = "probabilit
         return loaded[0]
     model = Ensemble([member for member, _ in loaded], combine=combine).eval()
     configs = [member_info["model_config"] for _, member_info in loaded]
-    return model, {**loaded[0][1], "model_config": ensemble_config(configs, combine)}
+    return model, {"model_config": ensemble_config(configs, combine)}  # a member's threshold is not the ensemble's
 
 
 def save_detector(path: str | os.PathLike, model: Detector, model_config: Mapping[str, Any], **info: Any) -> None:
@@ -189,9 +190,17 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def model_name(model: Detector) -> str | None:
+    """The shipped-model name of a detector's kind (an ensemble: its members'), or None for another kind."""
+    kind = model.branches[0]
+    return next((n for n, target in MODEL_NAMES.items() if isinstance(kind, DETECTORS[target])), None)
+
+
 def _load(path: Path, source: str) -> LoadedModel:
     model, info = load_detector(path)
-    name = next(n for n, target in MODEL_NAMES.items() if isinstance(model, DETECTORS[target]))
+    name = model_name(model)
+    if name is None:
+        raise CheckpointError(path, f"a {type(model.branches[0]).__name__}, not one of {', '.join(MODEL_NAMES)}")
     threshold = info.get("threshold")
     return LoadedModel(model, name, source, threshold=float(threshold) if threshold is not None else DEFAULT_THRESHOLD)
 

@@ -342,10 +342,14 @@ def run_folds(
     pooled_value, pooled_recall = pooled_threshold(evaluations, target)
     pooled = {"target": target, "threshold": pooled_value, "recall": pooled_recall}
     result = {"overrides": list(overrides), "mining": asdict(mining), "folds": rows, "pooled": pooled}
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
-    write_text_atomically(out / TABLE_FILE, format_table(rows, pooled))
+    write_results(out, result)
     return result, evaluations
+
+
+def write_results(out: Path, result: dict[str, Any]) -> None:
+    """A cross-engine run's ``cross_engine.json`` and its table ``cross_engine.md``, each written atomically."""
+    write_text_atomically(out / RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
+    write_text_atomically(out / TABLE_FILE, format_table(result["folds"], result["pooled"]))
 
 
 # --------------------------------------------------------------------------- seeds and their ensemble
@@ -400,13 +404,13 @@ def seed_row(engine: str, per_seed: Sequence[ModelEvaluation], ensembles: Mappin
 
 def format_seed_table(seeds: Sequence[int], rows: Sequence[dict[str, Any]], pooled: dict[str, Any],
                       targets: Sequence[float] = SEED_TARGETS) -> str:
-    """The README table of a seed study: per fold and target, each seed, mean ± sd, and the ensemble."""
+    """The README table of a seed study: per fold and target, each seed, mean ± sample sd, and the ensembles."""
     f = evaluate._fmt  # noqa: SLF001 - one number format for every report
     combines = list(pooled["ensemble"])
     lines = []
     for target in targets:
         lines += [f"Recall at ≤ {target:g} FA/h:", "",
-                  "| held-out engine | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | "
+                  "| held-out engine | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd (sample) | "
                   + " | ".join(f"ensemble, mean {ENSEMBLE_LABELS[c]}" for c in combines) + " |",
                   "|---|" + "---|" * (len(seeds) + 1 + len(combines))]
         for r in rows:
@@ -470,10 +474,8 @@ def run_seeds(
               "folds": rows, "pooled": pooled}
     write_text_atomically(out / SEEDS_RESULTS_FILE, json.dumps(evaluate.jsonable(result), indent=2) + "\n")
     write_text_atomically(out / SEEDS_TABLE_FILE, format_seed_table(training_seeds, rows, pooled))
-    ensemble_out = out / ENSEMBLE_DIR
-    ensemble_result = {"overrides": list(overrides), "training_seeds": list(training_seeds), "combine": COMBINE[0],
-                       "folds": ensemble_rows,
-                       "pooled": {"target": target, "threshold": ensemble_pooled[0], "recall": ensemble_pooled[1]}}
-    write_text_atomically(ensemble_out / RESULTS_FILE, json.dumps(evaluate.jsonable(ensemble_result), indent=2) + "\n")
-    write_text_atomically(ensemble_out / TABLE_FILE, format_table(ensemble_rows, ensemble_result["pooled"]))
+    write_results(out / ENSEMBLE_DIR, {
+        "overrides": list(overrides), "training_seeds": list(training_seeds), "combine": COMBINE[0],
+        "folds": ensemble_rows, "pooled": {"target": target, "threshold": ensemble_pooled[0], "recall": ensemble_pooled[1]},
+    })
     return result

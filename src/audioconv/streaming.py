@@ -49,13 +49,11 @@ from audioconv import geometry
 from audioconv.fast_layers import speed_up_for_few_frames
 from audioconv.geometry import TimeLayer
 from audioconv.models import Detector
-from audioconv.models.base import NoNewFrames  # noqa: F401 - raised here, caught by Detector.forward of ensembles
+from audioconv.models.base import NoNewFrames  # raised here; Ensemble.forward lets every member take the push first
 from audioconv.scan import STREAM_CHUNK_SECONDS, _as_wave, _model_dtype_device
 
 PUSH_THREADS = 1  # a push is a few hundred µs of tiny ops: OpenMP hand-offs cost more than they save
 WINDOW_MODULES = (nn.Conv1d, nn.Conv2d, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d)
-
-
 
 
 def _along_time(value: int | tuple[int, ...] | str) -> int | str:

@@ -53,14 +53,14 @@ class Detector(nn.Module):
     def time_layers(self) -> list[TimeLayer]:
         raise NotImplementedError
 
-    def scale_logits(self, factor: float) -> None:
-        """Multiply every output logit by ``factor``, folded into the weights (temperature scaling, calibration).
+    def divide_logits(self, temperature: float) -> None:
+        """Divide every output logit by ``temperature``, folded into the weights (calibration).
 
-        A single detector scales its 1x1 head; an ensemble scales its combined output.
+        A single detector divides its 1x1 head; an ensemble its combined output.
         """
         with torch.no_grad():
-            self.head.weight.mul_(factor)
-            self.head.bias.mul_(factor)
+            self.head.weight /= temperature
+            self.head.bias /= temperature
 
     @property
     def branches(self) -> list[Detector]:

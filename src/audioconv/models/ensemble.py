@@ -78,9 +78,9 @@ class Ensemble(Detector):
         self.sample_rate = first.sample_rate
         self.register_buffer("output_scale", torch.ones(()))  # temperature scaling of the combined logit
 
-    def scale_logits(self, factor: float) -> None:
-        """Scale the combined logit: scaling each member would change how a mean of probabilities ranks frames."""
-        self.output_scale.mul_(factor)
+    def divide_logits(self, temperature: float) -> None:
+        """Divide the combined logit: dividing each member's would change how a mean of probabilities ranks frames."""
+        self.output_scale /= temperature
 
     @property
     def time_layers(self) -> list[TimeLayer]:
@@ -98,6 +98,8 @@ class Ensemble(Detector):
             except NoNewFrames:  # a streaming copy: every member must still take this push into its state
                 waiting = True
         if waiting:
+            if logits:  # members of one geometry complete their frames together; anything else desyncs the stream
+                raise RuntimeError("ensemble members completed different frames from one push")
             raise NoNewFrames
         stacked = torch.stack(logits)
         combined = mean_probability_logit(stacked) if self.combine == "probabilities" else stacked.mean(dim=0)
