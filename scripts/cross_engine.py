@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                                             args.training_seeds, args.threshold, args.target, progress=progress,
                                             mining=mining)
         else:
-            result = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
-                                      args.threshold, args.target, progress=progress, mining=mining)
+            result, _ = cross_engine.run(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
+                                         args.threshold, args.target, progress=progress, mining=mining)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

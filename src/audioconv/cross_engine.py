@@ -303,25 +303,11 @@ def run(
     target: float = 1.0,
     progress: Callable[[str], None] = print,
     mining: Mining = Mining(),
-) -> dict[str, Any]:
-    """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``."""
-    return run_folds(engines, overrides, out, repo_root, stream_config, count, seed, threshold, target, progress, mining)[0]
-
-
-def run_folds(
-    engines: Sequence[str],
-    overrides: Sequence[str],
-    out: Path,
-    repo_root: Path,
-    stream_config: streams.StreamConfig,
-    count: int,
-    seed: int,
-    threshold: float | None,
-    target: float = 1.0,
-    progress: Callable[[str], None] = print,
-    mining: Mining = Mining(),
 ) -> tuple[dict[str, Any], list[ModelEvaluation]]:
-    """``run``, also returning each fold's evaluation (its sweep: recall at any false-alarm rate)."""
+    """Every fold end to end; writes ``cross_engine.json`` and ``cross_engine.md`` into ``out``.
+
+    Returns what the JSON holds and each fold's evaluation (its sweep: recall at any false-alarm rate).
+    """
     rows, evaluations = [], []
     data = data_settings(overrides, repo_root)
     music = music_rows(data, repo_root / "data" / "backgrounds")
@@ -452,8 +438,8 @@ def run_seeds(
     per_seed: list[list[ModelEvaluation]] = []
     for training_seed in training_seeds:
         progress(f"seed {training_seed}")
-        _, evaluations = run_folds(engines, [*overrides, f"seed={training_seed}"], seed_folder(out, training_seed),
-                                   repo_root, stream_config, count, seed, threshold, target, progress, mining)
+        _, evaluations = run(engines, [*overrides, f"seed={training_seed}"], seed_folder(out, training_seed),
+                             repo_root, stream_config, count, seed, threshold, target, progress, mining)
         per_seed.append(evaluations)
     rows, ensemble_rows = [], []
     ensembles: dict[str, list[ModelEvaluation]] = {combine: [] for combine in COMBINE}
