@@ -355,14 +355,12 @@ def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | Non
     checked on their truth files before anything is scanned.
     """
     from audioconv import checkpoints, detect
-    from audioconv.models import Ensemble
 
     if len({fold.truth.read_text() for fold in folds}) != 1:
         raise ValueError(f"{engine}: the seeds' streams differ ({', '.join(str(f.truth) for f in folds)}); "
                          "were they trained on different corpora (data.corpus.seed)?")
-    loaded = [checkpoints.load_detector(fold.checkpoint) for fold in folds]
-    model = Ensemble([m for m, _ in loaded], combine=combine)
-    return _evaluate_on_streams(engine, model, detect.detection_settings(loaded[0][1], threshold), folds[0].truth)
+    model, info = checkpoints.load_ensemble([fold.checkpoint for fold in folds], combine)
+    return _evaluate_on_streams(engine, model, detect.detection_settings(info, threshold), folds[0].truth)
 
 
 def _spread(values: Sequence[float]) -> dict[str, float]:
