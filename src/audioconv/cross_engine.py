@@ -363,6 +363,14 @@ def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | Non
     return _evaluate_on_streams(engine, model, detect.detection_settings(info, threshold), folds[0].truth)
 
 
+def streams_digest(truth_csv: Path) -> str:
+    """A fold's streams, named by what they hold (their truth file's SHA-1): two studies with equal digests
+    scored the same keywords in the same places."""
+    import hashlib
+
+    return hashlib.sha1(truth_csv.read_bytes()).hexdigest()[:12]
+
+
 def _spread(values: Sequence[float]) -> dict[str, float]:
     import numpy as np
 
@@ -447,7 +455,8 @@ def run_seeds(
         fold_ensembles = {combine: evaluate_ensemble(engine, folds, threshold, combine) for combine in COMBINE}
         for combine, evaluation in fold_ensembles.items():
             ensembles[combine].append(evaluation)
-        rows.append(seed_row(engine, [evaluations[index] for evaluations in per_seed], fold_ensembles))
+        rows.append({**seed_row(engine, [evaluations[index] for evaluations in per_seed], fold_ensembles),
+                     "streams": streams_digest(folds[0].truth)})  # what compare.py checks two studies by
         ensemble = fold_ensembles[COMBINE[0]]  # the default way of averaging gets the full table
         sources = false_alarm_sources(ensemble, streams.read_said(folds[0].said)) if folds[0].said.is_file() else None
         ensemble_rows.append(fold_row(engine, ensemble, {}, sources))
