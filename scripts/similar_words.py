@@ -7,17 +7,19 @@
 
 Prints a YAML line to put in conf/data/<your data>.yaml (or pass as an override):
 
-    confusable_words: [webcam, welkin, whelk, ...]
+    confusable_words: ["welkin", "webcam", "whelk", ...]
 
 Read it before you use it: a word that *is* the keyword in some accents is a
 positive, not a negative. A new list changes the corpus texts, so every part is
-synthesized again (its cache key changes). Takes ~20-40 s on 2 cores (espeak-ng
-phonemizes ~45,000 words).
+synthesized again (its cache key changes). Takes ~30-45 s on 2 cores (espeak-ng
+phonemizes ~45,000 words). Exit status 2 with one line on stderr when the
+dictionary or espeak-ng fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,17 +39,23 @@ def main(argv: list[str] | None = None) -> int:
     from audioconv.corpus import similar, texts
 
     settings = corpus_settings(args.overrides, ROOT)
+    dictionary = settings["dictionary"]
     try:
-        words = texts.load_words(settings["dictionary"], tuple(settings["word_length"]), settings["exclude_substring"])
+        words = texts.load_words(dictionary, tuple(settings["word_length"]), settings["exclude_substring"])
+    except (OSError, ValueError) as error:
+        message = str(error) if dictionary in str(error) else f"{dictionary}: {error}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    try:
         found = similar.similar_words(settings["keyword"], words, args.count, settings["exclude_substring"],
                                       lambda w: similar.espeak_phonemes(w, args.voice))
-    except (OSError, ValueError, RuntimeError) as error:
-        print(f"error: {settings['dictionary']}: {error}", file=sys.stderr)
+    except (ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.distances:
         print("\n".join(f"{word}\t{distance:.3f}" for word, distance in found))
-    else:
-        print(f"confusable_words: [{', '.join(word for word, _ in found)}]")
+    else:  # quoted: YAML would read the dictionary's "no", "on", "null" as false, true and none
+        print(f"confusable_words: {json.dumps([word for word, _ in found])}")
     return 0
 
 

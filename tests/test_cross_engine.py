@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,10 +143,15 @@ def test_seed_study_gives_each_seeds_recall_their_spread_and_their_ensemble(tmp_
         assert [p.threshold for p in ensemble.points] != [p.threshold for p in singles[0].points]  # scores of its own
     assert len(result["pooled"]["seeds"]) == 2 and set(result["pooled"]["ensemble"]) == {"probabilities", "logits"}
     # the streams named by content, for compare.py: equal for equal truth files, changed by any edit of them
-    assert row["streams"] == cross_engine.streams_digest(truth_csv)
-    edited = tmp_path / "edited.csv"
-    edited.write_text(truth_csv.read_text().replace("5.0", "5.1", 1))
-    assert cross_engine.streams_digest(edited) != row["streams"]
+    assert row["streams"] == cross_engine.streams_digest(truth_csv.parent)
+    copy = tmp_path / "copy"
+    shutil.copytree(truth_csv.parent, copy)
+    assert cross_engine.streams_digest(copy) == row["streams"]  # named by content, not by place
+    (copy / "stream_000.flac").write_bytes((copy / "stream_000.flac").read_bytes()[:-10])  # other audio
+    assert cross_engine.streams_digest(copy) != row["streams"]
+    shutil.copytree(truth_csv.parent, copy, dirs_exist_ok=True)
+    (copy / "truth.csv").write_text((copy / "truth.csv").read_text().replace("5.0", "5.1", 1))  # other truth
+    assert cross_engine.streams_digest(copy) != row["streams"]
     table = (out / cross_engine.SEEDS_TABLE_FILE).read_text()
     assert "| pico |" in table and "seed 11 | seed 22 | mean ± sd (sample) | ensemble, mean probability | ensemble, mean logit" in table
     ensemble_table = json.loads((out / cross_engine.ENSEMBLE_DIR / cross_engine.RESULTS_FILE).read_text())

@@ -363,12 +363,18 @@ def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | Non
     return _evaluate_on_streams(engine, model, detect.detection_settings(info, threshold), folds[0].truth)
 
 
-def streams_digest(truth_csv: Path) -> str:
-    """A fold's streams, named by what they hold (their truth file's SHA-1): two studies with equal digests
-    scored the same keywords in the same places."""
+def streams_digest(folder: Path) -> str:
+    """A fold's streams named by what they hold: the SHA-1 of its truth (where the keywords are), what was
+    said around them, and every stream file's bytes (the background too). Equal digests: the same audio."""
     import hashlib
 
-    return hashlib.sha1(truth_csv.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha1()
+    truth = folder / "truth.csv"
+    audio = sorted(set(streams.truth_paths(truth, list(streams.read_truth(truth))).values()))
+    for path in [truth, folder / "said.csv", *audio]:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+    return digest.hexdigest()[:12]
 
 
 def _spread(values: Sequence[float]) -> dict[str, float]:
@@ -456,7 +462,7 @@ def run_seeds(
         for combine, evaluation in fold_ensembles.items():
             ensembles[combine].append(evaluation)
         rows.append({**seed_row(engine, [evaluations[index] for evaluations in per_seed], fold_ensembles),
-                     "streams": streams_digest(folds[0].truth)})  # what compare.py checks two studies by
+                     "streams": streams_digest(folds[0].truth.parent)})  # what compare.py checks two studies by
         ensemble = fold_ensembles[COMBINE[0]]  # the default way of averaging gets the full table
         sources = false_alarm_sources(ensemble, streams.read_said(folds[0].said)) if folds[0].said.is_file() else None
         ensemble_rows.append(fold_row(engine, ensemble, {}, sources))

@@ -29,13 +29,22 @@ Phonemizer = Callable[[Sequence[str]], list[str]]
 
 
 def espeak_phonemes(words: Sequence[str], voice: str = "en-us", timeout: float = 600.0) -> list[str]:
-    """IPA of each word, from one espeak-ng process (one word per line in, one line out)."""
+    """IPA of each word, from one espeak-ng process (one word per line in, one line out).
+
+    Raises ``RuntimeError`` with one line saying what went wrong (not installed, unknown voice, timed out).
+    """
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng): needed to find similar words")
     if any(not w or w.strip() != w or "\n" in w for w in words):
-        raise ValueError("words must be non-empty, one token each")
-    done = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", voice], input="\n".join(words) + "\n",
-                          capture_output=True, text=True, timeout=timeout, check=True)
+        raise ValueError("words must be non-empty, one line each, without surrounding spaces")
+    try:
+        done = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", voice], input="\n".join(words) + "\n",
+                              capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"espeak-ng took over {timeout:g} s for {len(words)} words") from error
+    except subprocess.CalledProcessError as error:
+        said = " ".join((error.stderr or error.stdout or "").split()) or f"exit status {error.returncode}"
+        raise RuntimeError(f"espeak-ng -v {voice} failed: {said}") from error
     lines = done.stdout.splitlines()
     if len(lines) != len(words):
         raise RuntimeError(f"espeak-ng returned {len(lines)} lines for {len(words)} words")
@@ -81,10 +90,15 @@ def phoneme_distance(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def word_family(word: str, vocabulary: set[str]) -> str:
-    """The stem whose inflection ``word`` is ("welds", "welders" -> "weld") when the stem is a word too, else itself."""
+    """The stem whose inflection ``word`` is ("welds", "welders" -> "weld") when the stem is a word too, else itself.
+
+    A spelling heuristic, not morphology: the stem must be a word of at least
+    three letters and half the word, which keeps "only" apart from "on" but
+    still joins "forest" to "for" now and then (one confusable lost, no harm).
+    """
     for suffix in INFLECTIONS:
         stem = word[: -len(suffix)]
-        if word.endswith(suffix) and len(stem) >= 2 and stem in vocabulary:
+        if word.endswith(suffix) and len(stem) >= max(3, len(word) / 2) and stem in vocabulary:
             return word_family(stem, vocabulary)
     return word
 
@@ -101,8 +115,11 @@ def similar_words(
     Never the keyword, a word holding ``exclude_substring`` (or the keyword),
     a word that sounds exactly like it (a homophone is a positive, not a
     negative), and one word per family (the nearest of "weld", "welded",
-    "welding": ``word_family``). Ties go to the shorter word, then
-    alphabetical: the same dictionary gives the same list.
+    "welding": ``word_family``). Many words tie on the distance; among them
+    the word nearer the keyword's *onset* (its first half of sounds) comes
+    first — the false alarms that set the threshold are mostly words that
+    begin like the keyword ("wel-": README, "What fires") — then the shorter,
+    then alphabetical: the same dictionary gives the same list.
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
@@ -111,12 +128,16 @@ def similar_words(
     candidates = sorted({w for w in vocabulary if w != keyword and excluded not in w and keyword not in w})
     ipa = phonemize([keyword, *candidates])
     target = phoneme_symbols(ipa[0])
-    scored = sorted(
-        ((phoneme_distance(phoneme_symbols(p), target), len(w), w) for w, p in zip(candidates, ipa[1:])),
-    )
+    onset = target[: max(1, len(target) // 2)]
+
+    def rank(word: str, phonemes: str) -> tuple[float, float, int, str]:
+        symbols = phoneme_symbols(phonemes)
+        return (round(phoneme_distance(symbols, target), 9), phoneme_distance(symbols[: len(onset)], onset), len(word), word)
+
+    scored = sorted(rank(w, p) for w, p in zip(candidates, ipa[1:]))
     chosen: list[tuple[str, float]] = []
     families: set[str] = set()
-    for distance, _, word in scored:
+    for distance, _, _, word in scored:
         family = word_family(word, vocabulary)
         if distance == 0.0 or family in families:
             continue
