@@ -7,10 +7,13 @@
     python scripts/compare_studies.py runs/xe_seeds runs/xe_new --out runs/xe_new/compare.md
 
 Per held-out engine and false-alarm target: each study's mean recall over its
-seeds, the difference, and Welch's t-test p-value; then the pooled recall (one
-threshold for every fold) the same way, and each study's seed ensemble. The two
-studies must have been scored on the same streams (checked). Exit status 2 with
-a one-line error when a study cannot be read or the streams differ.
+seeds, the difference, and Welch's t-test p-value (adjusted for the number of
+folds and targets); before them the pooled recall (one
+threshold for every fold) the same way, and each study's seed ensemble. Only
+folds scored on the same streams are compared (checked by digest; a recipe that
+re-synthesizes one engine's part changes that fold's streams, and it is left
+out, with the pooled line). Exit status 2 with a one-line error when a study
+cannot be read or no fold shares its streams.
 """
 
 from __future__ import annotations

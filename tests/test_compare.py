@@ -82,12 +82,23 @@ def test_a_clear_loss_is_called_lower():
 
 def test_studies_on_different_streams_are_refused():
     a = study({"pico": [0.1, 0.2, 0.3]}, pooled=[0.1, 0.2, 0.3])
-    with pytest.raises(compare.StudyMismatch, match="pico"):
+    with pytest.raises(compare.StudyMismatch, match="every shared fold \\(pico\\)"):
         compare.compare(a, study({"pico": [0.1, 0.2, 0.3]}, pooled=[0.1, 0.2, 0.3], digest="other"))
     with pytest.raises(compare.StudyMismatch, match="stream seeds"):
         compare.compare(a, study({"pico": [0.1, 0.2, 0.3]}, pooled=[0.1, 0.2, 0.3], stream_seed=5))
     with pytest.raises(compare.StudyMismatch, match="no held-out engine"):
         compare.compare(a, study({"kokoro": [0.1, 0.2, 0.3]}, pooled=[0.1, 0.2, 0.3]))
+
+
+def test_a_fold_whose_streams_changed_is_left_out_and_the_rest_compared():
+    """A recipe that re-synthesizes one engine's part changes that fold's streams only."""
+    a = study({"pico": [0.1, 0.2, 0.3], "piper": [0.1, 0.1, 0.2]}, pooled=[0.1, 0.2, 0.3])
+    b = study({"pico": [0.2, 0.3, 0.4], "piper": [0.1, 0.2, 0.2]}, pooled=[0.2, 0.3, 0.4])
+    b["folds"][0]["streams"] = "resynthesized"
+    result = compare.compare(a, b)
+    assert [row["engine"] for row in result["folds"]] == ["piper"] and result["differ"] == ["pico"]
+    assert result["pooled"] == {} and "pico" in result["no_pooled_because"]
+    assert "not compared, their streams differ: pico" in compare.format_comparison(result)
 
 
 def test_studies_without_digests_are_matched_by_keyword_count_and_hours_and_say_so():

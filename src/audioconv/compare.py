@@ -76,33 +76,34 @@ def read_study(location: Path) -> dict[str, Any]:
     return study
 
 
-def check_same_streams(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[str], str]:
-    """The engines both studies scored, and how their streams were found equal (by digest, or by counts).
+def same_stream_folds(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[str], list[str], str]:
+    """(engines both studies scored on the same streams, engines whose streams differ, how that was checked).
 
-    Studies whose streams can be digested are compared by the digest (stream
-    audio, truth and what was said); otherwise by the stream seed and each
-    fold's keyword count and hours, which a change of background would pass.
+    Streams are compared by their digest (stream audio, truth and what was
+    said) where both sides have one, else by the stream seed and each fold's
+    keyword count and hours, which a change of background would pass. A recipe
+    that re-synthesizes one engine's part changes that fold's streams only: the
+    other folds still compare. Raises ``StudyMismatch`` when no fold does.
     """
     if a.get("stream_seed") != b.get("stream_seed"):
         raise StudyMismatch(f"stream seeds differ ({a.get('stream_seed')} vs {b.get('stream_seed')})")
     folds_b = {row["engine"]: row for row in b["folds"]}
-    engines = [row["engine"] for row in a["folds"] if row["engine"] in folds_b]
-    if not engines:
+    shared = [row for row in a["folds"] if row["engine"] in folds_b]
+    if not shared:
         raise StudyMismatch("the studies share no held-out engine")
-    by_digest = True
-    for row_a in a["folds"]:
-        row_b = folds_b.get(row_a["engine"])
-        if row_b is None:
-            continue
+    same, differ, by_digest = [], [], True
+    for row_a in shared:
+        row_b = folds_b[row_a["engine"]]
         if "streams" in row_a and "streams" in row_b:
-            same = row_a["streams"] == row_b["streams"]
+            equal = row_a["streams"] == row_b["streams"]
         else:
             by_digest = False
-            same = (row_a["keywords"], row_a["hours"]) == (row_b["keywords"], row_b["hours"])
-        if not same:
-            raise StudyMismatch(f"{row_a['engine']}: the studies' streams differ "
-                                "(another corpus, background, stream count or length?)")
-    return engines, ("stream digests" if by_digest else "stream seed, keyword counts and hours (no digest on one side)")
+            equal = (row_a["keywords"], row_a["hours"]) == (row_b["keywords"], row_b["hours"])
+        (same if equal else differ).append(row_a["engine"])
+    if not same:
+        raise StudyMismatch(f"the studies' streams differ on every shared fold ({', '.join(differ)}): "
+                            "another corpus, background, stream count or length?")
+    return same, differ, ("stream digests" if by_digest else "stream seed, keyword counts and hours (no digest on one side)")
 
 
 def _sd(values: Sequence[float]) -> float:
@@ -160,7 +161,7 @@ def _adjust(rows: list[dict[str, Any]], targets: Sequence[str]) -> int:
 
 def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """Pooled (primary), per fold and target (each seed's recall; adjusted p) and ensembles, A against B."""
-    engines, checked_by = check_same_streams(a, b)
+    engines, differ, checked_by = same_stream_folds(a, b)
     folds_a = {row["engine"]: row for row in a["folds"]}
     folds_b = {row["engine"]: row for row in b["folds"]}
     targets = [key for key in folds_a[engines[0]] if key.startswith("recall_at_") and key in folds_b[engines[0]]]
@@ -176,7 +177,9 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     tests = _adjust(rows, targets)
     pooled: dict[str, Any] = {}
     why_not = ""
-    if not set(engines) == set(folds_a) == set(folds_b):
+    if differ:
+        why_not = f"the streams of {', '.join(differ)} differ between the studies"
+    elif not set(engines) == set(folds_a) == set(folds_b):
         why_not = "the studies do not hold the same folds"
     elif a["pooled"]["target"] != b["pooled"]["target"]:
         why_not = f"their pooled targets differ ({a['pooled']['target']:g} vs {b['pooled']['target']:g} FA/h)"
@@ -185,7 +188,8 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         pooled["target"] = a["pooled"]["target"]
         pooled["ensemble"] = {combine: (a["pooled"]["ensemble"][combine][1], b["pooled"]["ensemble"][combine][1])
                               for combine in a["pooled"]["ensemble"] if combine in b["pooled"]["ensemble"]}
-    return {"engines": engines, "targets": targets, "folds": rows, "pooled": pooled, "no_pooled_because": why_not,
+    return {"engines": engines, "differ": differ, "targets": targets, "folds": rows, "pooled": pooled,
+            "no_pooled_because": why_not,
             "tests": tests, "streams_checked_by": checked_by,
             "seeds": {"a": list(a["training_seeds"]), "b": list(b["training_seeds"])}}
 
@@ -203,7 +207,9 @@ def format_comparison(result: Mapping[str, Any], name_a: str = "A", name_b: str 
     f = evaluate._fmt  # noqa: SLF001 - one number format for every report
     lines = [f"A = {name_a} (seeds {', '.join(map(str, result['seeds']['a']))}), "
              f"B = {name_b} (seeds {', '.join(map(str, result['seeds']['b']))}); "
-             f"same streams, checked by {result['streams_checked_by']}.", ""]
+             f"same streams, checked by {result['streams_checked_by']}"
+             + (f"; not compared, their streams differ: {', '.join(result['differ'])}" if result["differ"] else "")
+             + ".", ""]
     pooled = result["pooled"]
     if pooled:
         ensembles = "; ".join(f"ensemble ({combine}) {f(x)} → {f(y)}" for combine, (x, y) in pooled["ensemble"].items())
