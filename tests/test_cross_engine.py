@@ -87,6 +87,39 @@ def test_false_alarm_sources_name_what_was_said():
     assert [a["said"] for a in sources["top"]] == [["confusable: well done"], ["speech: hello there", "confusable: well done"]]
 
 
+def test_recall_not_counting_confusables_is_what_the_streams_would_give_without_them():
+    from audioconv.detect import Event
+
+    said = {"s.flac": [streams.Utterance(0.0, 1.0, "confusable", "v", "welding"),
+                       streams.Utterance(2.0, 3.0, "speech", "v", "the table")]}
+    # four false alarms in 2 h: confusable 0.95 and 0.9, speech 0.8, confusable 0.7; 10 keywords
+    alarms = [Event("s.flac", 0.1, 0.9, 0.95), Event("s.flac", 0.2, 0.8, 0.9), Event("s.flac", 2.1, 2.9, 0.8),
+              Event("s.flac", 0.3, 0.7, 0.7)]
+    # the sweep: (threshold, hits, false alarms) at each event score
+    e = fake_evaluation([(0.7, 9, 4), (0.8, 7, 3), (0.9, 5, 2), (0.95, 3, 1), (0.99, 1, 0)], keywords=10, hours=2.0)
+    e.false_alarms = alarms
+    kinds = [cross_engine._source_kind(a, said)[0] for a in alarms]  # noqa: SLF001
+    assert kinds == ["confusable", "confusable", "speech", "confusable"]
+    # counting everything, <= 1 FA/h (2 alarms in 2 h) first holds at 0.9: recall 0.5, the sweep's own figure
+    assert cross_engine.recall_not_counting(e, kinds, "nothing", 1.0) == pytest.approx(0.5)
+    # not counting confusables, only the speech alarm counts: 1 alarm in 2 h down to 0.7, recall 0.9
+    assert cross_engine.recall_not_counting(e, kinds, "confusable", 1.0) == pytest.approx(0.9)
+    assert cross_engine.recall_not_counting(e, kinds, "confusable", 0.0) == pytest.approx(0.5)  # none: above the speech 0.8
+    sources = cross_engine.false_alarm_sources(e, said)
+    assert sources["recall_at_1_not_counting_confusables"] == pytest.approx(0.9)
+
+
+def test_recall_not_counting_stays_above_the_lowest_listed_alarm_when_the_list_is_full(monkeypatch):
+    """Below the lowest of a full list, unlisted alarms may hide: those thresholds are not tried."""
+    from audioconv import evaluate
+    from audioconv.detect import Event
+
+    monkeypatch.setattr(evaluate, "TOP_FALSE_ALARMS", 2)
+    e = fake_evaluation([(0.5, 9, 9), (0.8, 6, 2), (0.9, 3, 1)], keywords=10, hours=1.0)
+    e.false_alarms = [Event("s.flac", 0.0, 1.0, 0.9), Event("s.flac", 0.0, 1.0, 0.8)]
+    assert cross_engine.recall_not_counting(e, ["confusable", "confusable"], "confusable", 1.0) == pytest.approx(0.6)
+
+
 def _finished_fold(folder: Path, model_seed: int, wave: np.ndarray, truth: dict) -> None:
     """A fold as ``train_fold`` and ``make_fold_streams`` leave it: a trained run (here: seeded random weights) and streams."""
     import torch
