@@ -385,11 +385,11 @@ def evaluate_ensemble(engine: str, folds: Sequence[Fold], threshold: float | Non
 
     The streams come from the corpus view and the stream seed, neither of which
     follows the training seed, so every seed's fold composed the same ones:
-    checked on their truth files before anything is scanned.
+    checked by their digests (``streams_digest``: truth, words said, audio) before anything is scanned.
     """
     from audioconv import checkpoints, detect
 
-    if len({fold.truth.read_text() for fold in folds}) != 1:
+    if len({streams_digest(fold.truth.parent) for fold in folds}) != 1:
         raise ValueError(f"{engine}: the seeds' streams differ ({', '.join(str(f.truth) for f in folds)}); "
                          "were they trained on different corpora (data.corpus.seed)?")
     model, info = checkpoints.load_ensemble([fold.checkpoint for fold in folds], combine)
