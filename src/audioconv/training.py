@@ -67,6 +67,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
     ]
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     callbacks: list[L.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    if cfg.get("checkpoint") and cfg.checkpoint.get("every_epoch"):
+        callbacks.append(every_epoch_checkpoint(output_dir))
     ema = ema_callback(OmegaConf.to_container(cfg.ema, resolve=True) if cfg.get("ema") else None)
     if ema is not None:
         callbacks.append(ema)
@@ -77,6 +79,28 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
         callbacks=callbacks,
         use_distributed_sampler=False,  # our EpochSampler shards by rank itself, deterministically
         deterministic=True,
+    )
+
+
+EPOCHS_DIR = "epochs"  # under checkpoints/: one file per epoch when checkpoint.every_epoch is set
+
+
+def every_epoch_checkpoint(output_dir: Path) -> ModelCheckpoint:
+    """Keep the weights of every epoch (``checkpoints/epochs/epoch03.ckpt``, epochs counted from 0).
+
+    ``best.ckpt`` is chosen by the validation loss, whose voices the model
+    trained on; whether later epochs help or hurt voices it never heard is a
+    question for the held-out streams (``scripts/epoch_curve.py``), and it needs
+    every epoch's weights. Saving draws no random numbers: the run trains exactly as without it.
+    """
+    return ModelCheckpoint(
+        dirpath=output_dir / "checkpoints" / EPOCHS_DIR,
+        filename="epoch{epoch:02d}",
+        auto_insert_metric_name=False,
+        monitor=None,
+        save_top_k=-1,
+        every_n_epochs=1,
+        save_last=False,
     )
 
 
