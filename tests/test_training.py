@@ -82,16 +82,26 @@ def reference_run(corpus_root: Path, tmp_path_factory) -> dict:
         "experiment=tiny", "trainer.max_epochs=3", f"paths.corpus_root={corpus_root}", f"hydra.run.dir={run_dir}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # last.ckpt is the last epoch's, whether or not its validation loss was the best (what a resume starts from)
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"] == 2
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
 
 def test_same_seed_same_metrics(reference_run: dict, corpus_root: Path, tmp_path: Path) -> None:
-    """The same config and seed give the same corpus, data order and metrics."""
+    """The same config and seed give the same corpus, data order and metrics, also when every epoch's
+    weights are kept (``checkpoint.every_epoch``: saving them changes nothing in training)."""
     result = run_train(
-        "experiment=tiny", "trainer.max_epochs=3", f"paths.corpus_root={corpus_root}", f"hydra.run.dir={tmp_path}"
+        "experiment=tiny", "trainer.max_epochs=3", f"paths.corpus_root={corpus_root}", f"hydra.run.dir={tmp_path}",
+        "checkpoint.every_epoch=true",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"] == reference_run
+    kept = sorted(p.name for p in (tmp_path / "checkpoints" / "epochs").iterdir())
+    assert kept == ["epoch00.ckpt", "epoch01.ckpt", "epoch02.ckpt"]
+    last, final = (torch.load(tmp_path / "checkpoints" / name, map_location="cpu", weights_only=True)
+                   for name in ("last.ckpt", "epochs/epoch02.ckpt"))
+    assert last["epoch"] == final["epoch"] == 2
+    assert all(torch.equal(last["state_dict"][k], final["state_dict"][k]) for k in final["state_dict"])
 
 
 def test_killed_run_resumes_to_the_same_metrics(reference_run: dict, corpus_root: Path, tmp_path: Path) -> None:

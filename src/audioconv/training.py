@@ -58,7 +58,6 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
         filename="best",
         monitor="val/loss",
         mode="min",
-        save_last=True,
         save_top_k=1,
     )
     loggers = [
@@ -66,9 +65,9 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
         TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False),
     ]
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    callbacks: list[L.Callback] = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
-    if cfg.get("checkpoint") and cfg.checkpoint.get("every_epoch"):
-        callbacks.append(every_epoch_checkpoint(output_dir))
+    every_epoch = bool(cfg.get("checkpoint") and cfg.checkpoint.get("every_epoch"))
+    callbacks: list[L.Callback] = [checkpoint, epoch_checkpoint(output_dir, every_epoch),
+                                   LearningRateMonitor(logging_interval="epoch")]
     ema = ema_callback(OmegaConf.to_container(cfg.ema, resolve=True) if cfg.get("ema") else None)
     if ema is not None:
         callbacks.append(ema)
@@ -85,22 +84,36 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
 EPOCHS_DIR = "epochs"  # under checkpoints/: one file per epoch when checkpoint.every_epoch is set
 
 
-def every_epoch_checkpoint(output_dir: Path) -> ModelCheckpoint:
-    """Keep the weights of every epoch (``checkpoints/epochs/epoch03.ckpt``, epochs counted from 0).
+def epoch_checkpoint(output_dir: Path, keep_every_epoch: bool = False) -> ModelCheckpoint:
+    """``checkpoints/last.ckpt`` after every epoch (what ``ckpt_path`` resumes), and with ``keep_every_epoch``
+    every epoch's own file too (``checkpoints/epochs/epoch03.ckpt``, epochs counted from 0).
 
-    ``best.ckpt`` is chosen by the validation loss, whose voices the model
-    trained on; whether later epochs help or hurt voices it never heard is a
-    question for the held-out streams (``scripts/epoch_curve.py``), and it needs
-    every epoch's weights. Saving draws no random numbers: the run trains exactly as without it.
+    Lightning's ``save_last=True`` on the best-checkpoint callback writes "last"
+    only when the validation loss improves: after a worse epoch it would be an
+    older epoch, and a resumed run would train that epoch again. So "last" has
+    a callback of its own (one: Lightning refuses two with the same settings).
+
+    Every epoch's weights answer what ``best.ckpt`` cannot: it is chosen by the
+    validation loss, on voices the model trained on, while whether later epochs
+    help or hurt voices it never heard is a question for the held-out streams
+    (``scripts/epoch_curve.py``). Saving draws no random numbers: the run
+    trains exactly as without it.
     """
+    if keep_every_epoch:
+        return ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            filename=f"{EPOCHS_DIR}/epoch{{epoch:02d}}",
+            auto_insert_metric_name=False,
+            monitor=None,
+            save_top_k=-1,
+            save_last=True,  # written whenever an epoch's file is: every epoch
+        )
     return ModelCheckpoint(
-        dirpath=output_dir / "checkpoints" / EPOCHS_DIR,
-        filename="epoch{epoch:02d}",
-        auto_insert_metric_name=False,
+        dirpath=output_dir / "checkpoints",
+        filename="last",
         monitor=None,
-        save_top_k=-1,
-        every_n_epochs=1,
-        save_last=False,
+        save_top_k=1,
+        enable_version_counter=False,  # replace last.ckpt, never last-v1.ckpt
     )
 
 

@@ -1,0 +1,167 @@
+"""Recall on unseen engines after every epoch: does training longer help voices the model never heard?
+
+A run picks ``best.ckpt`` by its validation loss, on voices of the engines it
+trains on. Whether the epochs after the first few still help an engine it
+never heard, or fit the training voices at its expense, that loss cannot say.
+A cross-engine study trained with ``checkpoint.every_epoch=true`` keeps every
+epoch's weights (``run/checkpoints/epochs/epochNN.ckpt``); this module scores
+each of them on its fold's streams, exactly as the fold's best checkpoint is
+scored (``cross_engine.evaluate_fold``), and gives per epoch:
+
+- each fold's recall at <= 1 and <= 5 false alarms per hour (mean over the
+  study's training seeds when it has several);
+- the pooled recall at <= 1 FA/h (one threshold for every fold, as the shipped
+  threshold is chosen), per seed and its mean;
+- the mean validation loss (in-domain), for contrast.
+
+Each fold's stream files are read once and scanned by all its epochs' models.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from audioconv import evaluate, streams
+from audioconv.cross_engine import Fold, pooled_threshold
+from audioconv.evaluate import ModelEvaluation
+
+EPOCH_FILE = re.compile(r"^epoch(\d+)\.ckpt$")
+TARGETS = (1.0, 5.0)  # false alarms per hour at which recall is quoted (as a seed study does)
+SEED_FOLDER = re.compile(r"^seed(-?\d+)$")
+
+
+class CurveError(ValueError):
+    """A study folder that holds no per-epoch checkpoints to score (one line naming it)."""
+
+
+def epoch_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """Epoch (counted from 1: after that many epochs) -> its checkpoint, from ``checkpoints/epochs/``."""
+    folder = run_dir / "checkpoints" / "epochs"
+    found = {}
+    for path in folder.glob("epoch*.ckpt") if folder.is_dir() else ():
+        match = EPOCH_FILE.match(path.name)
+        if match:
+            found[int(match.group(1)) + 1] = path  # Lightning counts epochs from 0
+    return dict(sorted(found.items()))
+
+
+def validation_losses(run_dir: Path) -> dict[int, float]:
+    """Epoch (from 1) -> ``val/loss`` from the run's CSV log (empty when there is none)."""
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return {}
+    losses = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val/loss") and row.get("epoch"):
+                losses[int(row["epoch"]) + 1] = float(row["val/loss"])
+    return losses
+
+
+def evaluate_epochs(fold: Fold, threshold: float | None = None,
+                    progress: Callable[[str], None] | None = None) -> dict[int, ModelEvaluation]:
+    """Every kept epoch of ``fold``'s run, scanned over the fold's streams in one pass of its files."""
+    from audioconv import checkpoints, detect
+
+    models = {}
+    for epoch, path in epoch_checkpoints(fold.run_dir).items():
+        model, info = checkpoints.load_detector(path)
+        models[str(epoch)] = (model, detect.detection_settings(info, threshold))
+    if not models:
+        return {}
+    truth = streams.read_truth(fold.truth)
+    files = streams.truth_paths(fold.truth, list(truth))
+    evaluations = evaluate.evaluate_models(models, files, truth, targets=TARGETS, progress=progress)
+    return {int(e.name): e for e in evaluations}
+
+
+def seed_folders(study: Path) -> dict[str, Path]:
+    """The study's runs: ``seed<N>/`` folders of a seed study, else the study itself (one run)."""
+    seeds = {p.name: p for p in sorted(study.iterdir()) if p.is_dir() and SEED_FOLDER.match(p.name)}
+    return seeds or {study.name: study}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summarize(per_seed: Mapping[str, Mapping[str, Mapping[int, ModelEvaluation]]],
+              val_losses: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None) -> dict[str, Any]:
+    """The curve from each seed's folds' per-epoch evaluations (``seed -> engine -> epoch -> evaluation``).
+
+    An epoch is summarized over the seeds and folds that kept it; its pooled
+    recall needs every fold of a seed (a seed missing a fold's epoch gives none).
+    """
+    engines = sorted({engine for folds in per_seed.values() for engine in folds})
+    epochs = sorted({epoch for folds in per_seed.values() for by_epoch in folds.values() for epoch in by_epoch})
+    rows = []
+    for epoch in epochs:
+        row: dict[str, Any] = {"epoch": epoch, "folds": {}, "pooled": {}}
+        for engine in engines:
+            cell = {}
+            for target in TARGETS:
+                values = [evaluate.recall_at(folds[engine][epoch].points, target)[0]
+                          for folds in per_seed.values() if epoch in folds.get(engine, {})]
+                cell[f"recall_at_{target:g}_fa_per_hour"] = {"seeds": values, "mean": _mean(values)}
+            row["folds"][engine] = cell
+        for target in TARGETS:
+            seeds = {}
+            for seed, folds in per_seed.items():
+                if all(epoch in folds.get(engine, {}) for engine in engines):
+                    seeds[seed] = pooled_threshold([folds[engine][epoch] for engine in engines], target)[1]
+            row["pooled"][f"recall_at_{target:g}_fa_per_hour"] = {"seeds": seeds, "mean": _mean(list(seeds.values()))}
+        losses = [by_epoch[epoch] for folds in (val_losses or {}).values() for by_epoch in folds.values()
+                  if epoch in by_epoch]
+        row["val_loss"] = _mean(losses)
+        rows.append(row)
+    return {"engines": engines, "seeds": list(per_seed), "targets": list(TARGETS), "epochs": rows}
+
+
+def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: float | None = None,
+                progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Score every kept epoch of every fold (and seed) of a cross-engine study folder."""
+    per_seed: dict[str, dict[str, dict[int, ModelEvaluation]]] = {}
+    losses: dict[str, dict[str, dict[int, float]]] = {}
+    for seed, folder in seed_folders(study).items():
+        names = engines or sorted(p.name for p in folder.iterdir() if (p / "streams" / "truth.csv").is_file())
+        for engine in names:
+            fold = Fold(engine, folder / engine)
+            if not epoch_checkpoints(fold.run_dir):
+                continue
+            progress(f"[{seed} {engine}] scoring {len(epoch_checkpoints(fold.run_dir))} epochs on its streams")
+            per_seed.setdefault(seed, {})[engine] = evaluate_epochs(fold, threshold)
+            losses.setdefault(seed, {})[engine] = validation_losses(fold.run_dir)
+    if not per_seed:
+        raise CurveError(f"{study}: no fold with per-epoch checkpoints (train the study with checkpoint.every_epoch=true)")
+    return summarize(per_seed, losses)
+
+
+def _cell(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.3f}"
+
+
+def format_curve(curve: Mapping[str, Any]) -> str:
+    """Markdown: per epoch, each fold's recall at <= 1 FA/h, the pooled recall at <= 1 and <= 5, the val loss."""
+    engines, seeds = curve["engines"], curve["seeds"]
+    over = f"mean of {len(seeds)} seeds" if len(seeds) > 1 else "one run"
+    header = ["epoch", *engines, "pooled @ ≤ 1 FA/h", "pooled @ ≤ 5 FA/h", "val loss (in-domain)"]
+    lines = [f"Recall at ≤ 1 FA/h on each held-out engine's streams after each epoch ({over}):", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in curve["epochs"]:
+        cells = [str(row["epoch"])]
+        cells += [_cell(row["folds"][engine]["recall_at_1_fa_per_hour"]["mean"]) for engine in engines]
+        cells += [_cell(row["pooled"][f"recall_at_{t:g}_fa_per_hour"]["mean"]) for t in TARGETS]
+        cells.append(_cell(row["val_loss"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(seeds) > 1:
+        lines += ["", "Pooled recall at ≤ 1 FA/h per seed:", "",
+                  "| epoch | " + " | ".join(seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
+        for row in curve["epochs"]:
+            values = row["pooled"]["recall_at_1_fa_per_hour"]["seeds"]
+            lines.append(f"| {row['epoch']} | " + " | ".join(_cell(values.get(s, float("nan"))) for s in seeds) + " |")
+    return "\n".join(lines) + "\n"
