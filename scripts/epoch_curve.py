@@ -5,6 +5,7 @@
         trainer.max_epochs=12 checkpoint.every_epoch=true
     python scripts/epoch_curve.py runs/xe_curve                      # prints the table
     python scripts/epoch_curve.py runs/xe_curve --out runs/xe_curve/epochs.md
+    python scripts/epoch_curve.py runs/xe_curve --epochs 2 4 6 8 10 12     # every other epoch: half the time
 
 Every epoch's weights (``checkpoint.every_epoch=true`` keeps them) are scanned
 over their fold's streams, as ``cross_engine`` scans the best checkpoint; the
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", type=Path, help="a cross-engine study folder (seed<N>/ folders, or one run's folds)")
     parser.add_argument("--engines", nargs="+", help="folds to score (default: every fold with streams)")
+    parser.add_argument("--epochs", nargs="+", type=int, help="score only these epochs (counted from 1), e.g. 2 4 6 8 10 12")
     parser.add_argument("--out", type=Path, help="also write the table here (Markdown), and epochs.json beside it")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     progress = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        curve = epoch_curve.study_curve(args.study, args.engines, progress=progress)
+        curve = epoch_curve.study_curve(args.study, args.engines, epochs=args.epochs, progress=progress)
     except epoch_curve.CurveError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

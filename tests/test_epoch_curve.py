@@ -71,6 +71,11 @@ def test_each_epoch_is_scored_as_its_checkpoint_would_be_alone(tmp_path):
             assert list(pooled["seeds"].values()) == pytest.approx(
                 [cross_engine.pooled_threshold([e], target)[1] for e in alone])
     assert [row["val_loss"] for row in curve["epochs"]] == pytest.approx([0.8, 0.4])
+    second_only = epoch_curve.study_curve(study, epochs=[2], progress=lambda _: None)
+    assert [row["epoch"] for row in second_only["epochs"]] == [2]
+    assert second_only["epochs"][0]["folds"] == curve["epochs"][1]["folds"]
+    with pytest.raises(epoch_curve.CurveError, match="epochs \\[7\\]"):
+        epoch_curve.study_curve(study, epochs=[7], progress=lambda _: None)
     table = epoch_curve.format_curve(curve)
     assert "| epoch | pico | pooled @ ≤ 1 FA/h | pooled @ ≤ 5 FA/h | val loss (in-domain) |" in table
     assert "| 2 |" in table and "seed1 | seed2" in table
