@@ -12,7 +12,7 @@ over their fold's streams, as ``cross_engine`` scans the best checkpoint; the
 table gives each held-out engine's recall at <= 1 false alarm per hour, the
 pooled recall at <= 1 and <= 5 (one threshold for every fold), and the
 in-domain validation loss, per epoch, averaged over the study's seeds. The
-numbers also go to ``epochs.json`` beside ``--out``. Exit status 2 with a
+numbers also go to a ``.json`` beside ``--out``. Exit status 2 with a
 one-line error when the folder holds no per-epoch checkpoints.
 """
 
@@ -29,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", type=Path, help="a cross-engine study folder (seed<N>/ folders, or one run's folds)")
     parser.add_argument("--engines", nargs="+", help="folds to score (default: every fold with streams)")
     parser.add_argument("--epochs", nargs="+", type=int, help="score only these epochs (counted from 1), e.g. 2 4 6 8 10 12")
-    parser.add_argument("--out", type=Path, help="also write the table here (Markdown), and epochs.json beside it")
+    parser.add_argument("--out", type=Path, help="also write the table here (Markdown), and the numbers beside it (.json)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
+    if args.out is not None and args.out.suffix == ".json":
+        parser.error(f"--out {args.out}: the table is Markdown (the numbers go to a .json beside it); name it .md")
     from audioconv import epoch_curve, evaluate
     from audioconv.files import write_text_atomically
 
@@ -41,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     progress = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         curve = epoch_curve.study_curve(args.study, args.engines, epochs=args.epochs, progress=progress)
-    except epoch_curve.CurveError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # CurveError, CheckpointError, AudioError name their file
+        print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 2
     table = epoch_curve.format_curve(curve)
     if args.out:
         write_text_atomically(args.out, table)
-        write_text_atomically(args.out.with_name("epochs.json"), json.dumps(evaluate.jsonable(curve), indent=2) + "\n")
+        write_text_atomically(args.out.with_suffix(".json"), json.dumps(evaluate.jsonable(curve), indent=2) + "\n")
     print(table)
     return 0
 

@@ -41,44 +41,68 @@ def _fold_with_epochs(folder: Path, model_seeds: list[int], wave: np.ndarray, tr
 
 
 def test_each_epoch_is_scored_as_its_checkpoint_would_be_alone(tmp_path):
-    """Two seeds of one fold, two epochs each: every epoch's recall is that checkpoint's own evaluation on the
-    fold's streams; the mean is over the seeds; one fold pooled is that fold; the val loss is the log's mean."""
+    """Two seeds of two folds, two epochs each: every epoch's recall is that checkpoint's own evaluation on its
+    fold's streams; the mean is over the seeds; pooled is the two folds under one threshold; the val loss is the
+    logs' mean."""
     rng = np.random.default_rng(0)
     wave = (0.05 * rng.standard_normal(40 * 16_000)).astype(np.float32)
-    truth = {"stream_000.flac": [streams.Keyword(5.0, 5.8, "pico:a"), streams.Keyword(20.0, 20.7, "pico:b")]}
+    truth = {"stream_000.flac": [streams.Keyword(5.0, 5.8, "x:a"), streams.Keyword(20.0, 20.7, "x:b")]}
     study = tmp_path / "study"
-    _fold_with_epochs(study / "seed1" / "pico", [1, 2], wave, truth, [0.9, 0.5])
-    _fold_with_epochs(study / "seed2" / "pico", [3, 4], wave, truth, [0.7, 0.3])
+    for seed_index, seed in enumerate(("seed1", "seed2")):
+        for fold_index, engine in enumerate(("kokoro", "pico")):
+            first = 1 + 4 * seed_index + 2 * fold_index
+            _fold_with_epochs(study / seed / engine, [first, first + 1], wave, truth, [0.9 - 0.2 * seed_index, 0.5])
     (study / "ensemble").mkdir()  # a seed study's other folder: not a seed
 
     curve = epoch_curve.study_curve(study, progress=lambda _: None)
 
-    assert curve["engines"] == ["pico"] and curve["seeds"] == ["seed1", "seed2"]
+    assert curve["engines"] == ["kokoro", "pico"] and curve["seeds"] == ["seed1", "seed2"]
     assert [row["epoch"] for row in curve["epochs"]] == [1, 2]
     from audioconv import checkpoints, detect
-    for row, seeds in zip(curve["epochs"], ([1, 3], [2, 4])):
-        alone = []
-        for folder, epoch in zip(("seed1", "seed2"), (row["epoch"],) * 2):
-            path = study / folder / "pico" / "run" / "checkpoints" / "epochs" / f"epoch{epoch - 1:02d}.ckpt"
-            model, info = checkpoints.load_detector(path)
-            alone.append(cross_engine._evaluate_on_streams(  # noqa: SLF001
-                "x", model, detect.detection_settings(info, None), study / folder / "pico" / "streams" / "truth.csv"))
+    for row in curve["epochs"]:
+        alone = {}  # (seed, engine) -> the checkpoint evaluated by itself, as cross_engine evaluates a fold
+        for seed in ("seed1", "seed2"):
+            for engine in ("kokoro", "pico"):
+                fold = study / seed / engine
+                model, info = checkpoints.load_detector(fold / "run" / "checkpoints" / "epochs" / f"epoch{row['epoch'] - 1:02d}.ckpt")
+                alone[seed, engine] = cross_engine._evaluate_on_streams(  # noqa: SLF001
+                    engine, model, detect.detection_settings(info, None), fold / "streams" / "truth.csv")
         for target in epoch_curve.TARGETS:
-            cell = row["folds"]["pico"][f"recall_at_{target:g}_fa_per_hour"]
-            expected = [evaluate.recall_at(e.points, target)[0] for e in alone]
-            assert cell["seeds"] == pytest.approx(expected) and cell["mean"] == pytest.approx(np.mean(expected))
-            pooled = row["pooled"][f"recall_at_{target:g}_fa_per_hour"]
-            assert list(pooled["seeds"].values()) == pytest.approx(
-                [cross_engine.pooled_threshold([e], target)[1] for e in alone])
-    assert [row["val_loss"] for row in curve["epochs"]] == pytest.approx([0.8, 0.4])
+            key = f"recall_at_{target:g}_fa_per_hour"
+            for engine in ("kokoro", "pico"):
+                expected = [evaluate.recall_at(alone[seed, engine].points, target)[0] for seed in ("seed1", "seed2")]
+                assert row["folds"][engine][key]["seeds"] == pytest.approx(expected)
+                assert row["folds"][engine][key]["mean"] == pytest.approx(np.mean(expected))
+            pooled = [cross_engine.pooled_threshold([alone[seed, "kokoro"], alone[seed, "pico"]], target)[1]
+                      for seed in ("seed1", "seed2")]
+            assert list(row["pooled"][key]["seeds"].values()) == pytest.approx(pooled)
+            assert row["pooled"][key]["mean"] == pytest.approx(np.mean(pooled))
+    assert [row["val_loss"] for row in curve["epochs"]] == pytest.approx([0.8, 0.5])
     second_only = epoch_curve.study_curve(study, epochs=[2], progress=lambda _: None)
     assert [row["epoch"] for row in second_only["epochs"]] == [2]
     assert second_only["epochs"][0]["folds"] == curve["epochs"][1]["folds"]
-    with pytest.raises(epoch_curve.CurveError, match="epochs \\[7\\]"):
-        epoch_curve.study_curve(study, epochs=[7], progress=lambda _: None)
     table = epoch_curve.format_curve(curve)
-    assert "| epoch | pico | pooled @ ≤ 1 FA/h | pooled @ ≤ 5 FA/h | val loss (in-domain) |" in table
-    assert "| 2 |" in table and "seed1 | seed2" in table
+    assert "(mean of 2 seeds)" in table and "all 2 folds pooled" in table
+    assert "| epoch | kokoro | pico | pooled @ ≤ 1 FA/h | pooled @ ≤ 5 FA/h | val loss (in-domain) |" in table
+    assert "| 2 |" in table and "| epoch | seed1 | seed2 |" in table
+
+    with pytest.raises(epoch_curve.CurveError, match=r"epochs \[7\]"):
+        epoch_curve.study_curve(study, epochs=[7], progress=lambda _: None)
+    with pytest.raises(epoch_curve.CurveError, match="named piper"):
+        epoch_curve.study_curve(study, engines=["pico", "piper"], progress=lambda _: None)
+    for old in (study / "seed2" / "pico" / "run" / "checkpoints" / "epochs").glob("*.ckpt"):
+        old.unlink()  # a fold trained before checkpoint.every_epoch existed
+    with pytest.raises(epoch_curve.CurveError, match="seed2/pico/run: no per-epoch checkpoints"):
+        epoch_curve.study_curve(study, progress=lambda _: None)
+
+
+def test_a_mined_fold_is_scored_on_its_last_round(tmp_path):
+    """cross_engine scores a fold's last mining round (run_minedN): so does the curve."""
+    (tmp_path / "run_mined1").mkdir()
+    (tmp_path / "run_mined2").mkdir()
+    (tmp_path / "run_minedX").mkdir()
+    assert epoch_curve.evaluated_round(tmp_path) == 2
+    assert epoch_curve.evaluated_round(tmp_path / "nowhere") == 0
 
 
 def fake_evaluation(points: list[tuple[float, int, int]], keywords: int = 10, hours: float = 1.0) -> ModelEvaluation:
@@ -86,19 +110,24 @@ def fake_evaluation(points: list[tuple[float, int, int]], keywords: int = 10, ho
     return ModelEvaluation("m", {"threshold": 0.5}, 0.05, hours, swept[0], swept, {})
 
 
-def test_pooled_recall_only_from_seeds_that_kept_every_folds_epoch():
+def test_pooled_recall_is_each_seeds_folds_under_one_threshold_and_gaps_are_refused():
     good = fake_evaluation([(0.5, 8, 3), (0.9, 6, 1), (0.99, 2, 0)])
     poor = fake_evaluation([(0.5, 4, 5), (0.9, 2, 2), (0.99, 1, 0)])
     per_seed = {"seed1": {"a": {1: good, 2: good}, "b": {1: poor, 2: poor}},
-                "seed2": {"a": {1: poor, 2: poor}, "b": {1: good}}}  # seed2 lost fold b's second epoch
-    curve = epoch_curve.summarize(per_seed)
-    first, second = curve["epochs"]
+                "seed2": {"a": {1: poor, 2: poor}, "b": {1: good, 2: good}}}
+    first, _ = epoch_curve.summarize(per_seed)["epochs"]
     assert first["folds"]["a"]["recall_at_1_fa_per_hour"]["seeds"] == [0.6, 0.1]
-    assert second["folds"]["b"]["recall_at_1_fa_per_hour"]["seeds"] == [0.1]  # only seed1 has it
-    # pooled at <= 1 FA/h over 2 h: up to 2 false alarms; seed1 at 0.9 has 1 + 2 = 3, so 0.99: (2 + 1) / 20
+    # pooled at <= 1 FA/h over 2 h: up to 2 false alarms; at 0.9 there are 1 + 2 = 3, so 0.99: (2 + 1) / 20
     assert first["pooled"]["recall_at_1_fa_per_hour"]["seeds"] == {"seed1": 0.15, "seed2": 0.15}
-    assert second["pooled"]["recall_at_1_fa_per_hour"]["seeds"] == {"seed1": 0.15}
+    # at <= 5 FA/h (10 over 2 h): 0.5 has 3 + 5 = 8 alarms, so (8 + 4) / 20
+    assert first["pooled"]["recall_at_5_fa_per_hour"]["seeds"] == {"seed1": 0.6, "seed2": 0.6}
     assert np.isnan(first["val_loss"])  # no logs given
+    del per_seed["seed2"]["b"][2]  # a gap: the row's numbers would be over different seeds
+    with pytest.raises(epoch_curve.CurveError, match=r"seed2 b kept epochs \[1\], not \[1, 2\]"):
+        epoch_curve.summarize(per_seed)
+    del per_seed["seed2"]["b"]
+    with pytest.raises(epoch_curve.CurveError, match="the same folds"):
+        epoch_curve.summarize(per_seed)
 
 
 def test_epoch_checkpoints_are_numbered_from_one_and_other_files_ignored(tmp_path):
@@ -120,3 +149,6 @@ def test_script_says_in_one_line_when_a_study_kept_no_epochs(tmp_path):
     missing = subprocess.run([sys.executable, str(ROOT / "scripts" / "epoch_curve.py"), str(tmp_path / "nowhere")],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+    json_out = subprocess.run([sys.executable, str(ROOT / "scripts" / "epoch_curve.py"), str(tmp_path / "study"),
+                               "--out", str(tmp_path / "epochs.json")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert json_out.returncode == 2 and "name it .md" in json_out.stderr

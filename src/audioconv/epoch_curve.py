@@ -97,26 +97,31 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[int, ModelEvaluation]]
               val_losses: Mapping[str, Mapping[str, Mapping[int, float]]] | None = None) -> dict[str, Any]:
     """The curve from each seed's folds' per-epoch evaluations (``seed -> engine -> epoch -> evaluation``).
 
-    An epoch is summarized over the seeds and folds that kept it; its pooled
-    recall needs every fold of a seed (a seed missing a fold's epoch gives none).
+    Every seed must hold the same folds and every fold the same epochs, so that
+    each number of a row is over the same seeds and the pooled recall over the
+    same folds (``CurveError`` names the first gap).
     """
-    engines = sorted({engine for folds in per_seed.values() for engine in folds})
+    if not per_seed:
+        raise CurveError("no seed to summarize")
+    engines = sorted(next(iter(per_seed.values())))
     epochs = sorted({epoch for folds in per_seed.values() for by_epoch in folds.values() for epoch in by_epoch})
+    for seed, folds in per_seed.items():
+        if sorted(folds) != engines:
+            raise CurveError(f"{seed} has folds {sorted(folds)}, another seed {engines}: a curve needs the same folds")
+        for engine, by_epoch in folds.items():
+            if sorted(by_epoch) != epochs:
+                raise CurveError(f"{seed} {engine} kept epochs {sorted(by_epoch)}, not {epochs}")
     rows = []
     for epoch in epochs:
         row: dict[str, Any] = {"epoch": epoch, "folds": {}, "pooled": {}}
         for engine in engines:
-            cell = {}
+            row["folds"][engine] = {}
             for target in TARGETS:
-                values = [evaluate.recall_at(folds[engine][epoch].points, target)[0]
-                          for folds in per_seed.values() if epoch in folds.get(engine, {})]
-                cell[f"recall_at_{target:g}_fa_per_hour"] = {"seeds": values, "mean": _mean(values)}
-            row["folds"][engine] = cell
+                values = [evaluate.recall_at(folds[engine][epoch].points, target)[0] for folds in per_seed.values()]
+                row["folds"][engine][f"recall_at_{target:g}_fa_per_hour"] = {"seeds": values, "mean": _mean(values)}
         for target in TARGETS:
-            seeds = {}
-            for seed, folds in per_seed.items():
-                if all(epoch in folds.get(engine, {}) for engine in engines):
-                    seeds[seed] = pooled_threshold([folds[engine][epoch] for engine in engines], target)[1]
+            seeds = {seed: pooled_threshold([folds[engine][epoch] for engine in engines], target)[1]
+                     for seed, folds in per_seed.items()}
             row["pooled"][f"recall_at_{target:g}_fa_per_hour"] = {"seeds": seeds, "mean": _mean(list(seeds.values()))}
         losses = [by_epoch[epoch] for folds in (val_losses or {}).values() for by_epoch in folds.values()
                   if epoch in by_epoch]
@@ -125,29 +130,40 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[int, ModelEvaluation]]
     return {"engines": engines, "seeds": list(per_seed), "targets": list(TARGETS), "epochs": rows}
 
 
+def evaluated_round(folder: Path) -> int:
+    """The mining round a fold's figures come from (``cross_engine.Fold.run_dir``): its last ``run_minedN``, else 0."""
+    rounds = [int(m.group(1)) for p in folder.glob("run_mined*") if (m := re.fullmatch(r"run_mined(\d+)", p.name))]
+    return max(rounds, default=0)
+
+
 def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: float | None = None,
                 epochs: Sequence[int] | None = None, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Score every kept epoch (``epochs``: only these) of every fold (and seed) of a cross-engine study folder.
 
-    Each epoch's model scans its fold's hour of streams (~10 s on 2 cores): a
-    study of 2 seeds x 5 folds x 12 epochs is ~20 min, every other epoch half that.
+    The folds are those with streams (or ``engines``); in a study with mining
+    rounds, each fold's last round is scored, the run its figures come from.
+    Each epoch's model scans its fold's hour of streams (~10-30 s on 2 cores):
+    a study of 2 seeds x 5 folds x 12 epochs takes 20-50 min, every other epoch half that.
     """
     per_seed: dict[str, dict[str, dict[int, ModelEvaluation]]] = {}
     losses: dict[str, dict[str, dict[int, float]]] = {}
     for seed, folder in seed_folders(study).items():
-        names = engines or sorted(p.name for p in folder.iterdir() if (p / "streams" / "truth.csv").is_file())
-        for engine in names:
-            fold = Fold(engine, folder / engine)
+        with_streams = sorted(p.name for p in folder.iterdir() if (p / "streams" / "truth.csv").is_file())
+        unknown = sorted(set(engines or ()) - set(with_streams))
+        if unknown:
+            raise CurveError(f"{folder}: no fold with streams named {', '.join(unknown)} (there are: {', '.join(with_streams)})")
+        for engine in engines or with_streams:
+            fold = Fold(engine, folder / engine, evaluated_round(folder / engine))
             kept = [e for e in epoch_checkpoints(fold.run_dir) if epochs is None or e in epochs]
             if not kept:
-                continue
-            progress(f"[{seed} {engine}] scoring {len(kept)} epochs on its streams")
+                which = f" of epochs {sorted(epochs)}" if epochs is not None else ""
+                raise CurveError(f"{fold.run_dir}: no per-epoch checkpoints{which} "
+                                 "(train the study with checkpoint.every_epoch=true)")
+            progress(f"[{seed} {engine}] scoring {len(kept)} epochs of {fold.run_dir.name} on its streams")
             per_seed.setdefault(seed, {})[engine] = evaluate_epochs(fold, threshold, epochs)
             losses.setdefault(seed, {})[engine] = validation_losses(fold.run_dir)
     if not per_seed:
-        which = f" of epochs {sorted(epochs)}" if epochs is not None else ""
-        raise CurveError(f"{study}: no fold with per-epoch checkpoints{which} "
-                         "(train the study with checkpoint.every_epoch=true)")
+        raise CurveError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
     return summarize(per_seed, losses)
 
 
@@ -160,7 +176,8 @@ def format_curve(curve: Mapping[str, Any]) -> str:
     engines, seeds = curve["engines"], curve["seeds"]
     over = f"mean of {len(seeds)} seeds" if len(seeds) > 1 else "one run"
     header = ["epoch", *engines, "pooled @ ≤ 1 FA/h", "pooled @ ≤ 5 FA/h", "val loss (in-domain)"]
-    lines = [f"Recall at ≤ 1 FA/h on each held-out engine's streams after each epoch ({over}):", "",
+    lines = [f"Recall on the held-out engines' streams after each epoch ({over}): each fold at ≤ 1 FA/h, "
+             f"then all {len(engines)} folds pooled (one threshold) at ≤ 1 and ≤ 5 FA/h; per-fold ≤ 5 in the JSON.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in curve["epochs"]:
         cells = [str(row["epoch"])]

@@ -52,21 +52,25 @@ def build_module(cfg: DictConfig, eval_splits: list[str], domains: Sequence[str]
     )
 
 
+def best_checkpoint(output_dir: Path) -> ModelCheckpoint:
+    """``checkpoints/best.ckpt``: the epoch with the lowest validation loss (what a run tests and ships).
+
+    A run started again in the same folder (a killed cross-engine fold) replaces
+    it: with Lightning's version counter it would write ``best-v1.ckpt`` and
+    leave the killed attempt's ``best.ckpt`` for ``cross_engine`` to score.
+    """
+    return ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, enable_version_counter=False)
+
+
 def build_trainer(cfg: DictConfig, output_dir: Path) -> L.Trainer:
-    checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best",
-        monitor="val/loss",
-        mode="min",
-        save_top_k=1,
-    )
     loggers = [
         CSVLogger(output_dir, name="csv", version=""),
         TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False),
     ]
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     every_epoch = bool(cfg.get("checkpoint") and cfg.checkpoint.get("every_epoch"))
-    callbacks: list[L.Callback] = [checkpoint, epoch_checkpoint(output_dir, every_epoch),
+    callbacks: list[L.Callback] = [best_checkpoint(output_dir), epoch_checkpoint(output_dir, every_epoch),
                                    LearningRateMonitor(logging_interval="epoch")]
     ema = ema_callback(OmegaConf.to_container(cfg.ema, resolve=True) if cfg.get("ema") else None)
     if ema is not None:
@@ -107,6 +111,7 @@ def epoch_checkpoint(output_dir: Path, keep_every_epoch: bool = False) -> ModelC
             monitor=None,
             save_top_k=-1,
             save_last=True,  # written whenever an epoch's file is: every epoch
+            enable_version_counter=False,  # a run started again in its folder replaces, never adds epoch00-v1.ckpt
         )
     return ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
