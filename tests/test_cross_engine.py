@@ -220,3 +220,11 @@ def test_seed_row_gives_each_seeds_recall_their_mean_and_sample_sd_and_each_ense
     table = cross_engine.format_seed_table([1, 2, 3], [row], pooled)
     assert "| pico | 0.800 | 0.400 | 0.200 | 0.467 ± 0.306 | 0.900 | 0.400 |" in table
     assert "ensemble, mean probability, 0.900 (threshold 0.500)" in table
+
+
+def test_seed_spread_of_equal_recalls_is_exactly_zero():
+    """[0.1] * 3 has a float sd of 1.7e-17 by numpy: the seed table says 0, as compare's t-test does."""
+    spread = cross_engine._spread([0.1, 0.1, 0.1])  # noqa: SLF001
+    assert spread["sd"] == 0.0 and spread["mean"] == pytest.approx(0.1)
+    assert np.isnan(cross_engine._spread([0.2])["sd"])  # noqa: SLF001 - one seed: no spread
+    assert cross_engine._spread([0.1, 0.3])["sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1))  # noqa: SLF001

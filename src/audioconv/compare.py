@@ -106,7 +106,7 @@ def same_stream_folds(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[list[
     return same, differ, ("stream digests" if by_digest else "stream seed, keyword counts and hours (no digest on one side)")
 
 
-def _sd(values: Sequence[float]) -> float:
+def sample_sd(values: Sequence[float]) -> float:
     """Sample standard deviation; exactly 0 when every value is equal (no rounding residue to test on)."""
     import numpy as np
 
@@ -126,7 +126,7 @@ def difference(values_a: Sequence[float], values_b: Sequence[float]) -> dict[str
     from scipy import stats
 
     mean_a, mean_b = sum(values_a) / len(values_a), sum(values_b) / len(values_b)
-    sd_a, sd_b = _sd(values_a), _sd(values_b)
+    sd_a, sd_b = sample_sd(values_a), sample_sd(values_b)
     p = float("nan")
     if len(values_a) > 1 and len(values_b) > 1 and (sd_a > 0 or sd_b > 0):
         p = float(stats.ttest_ind_from_stats(mean_b, sd_b, len(values_b), mean_a, sd_a, len(values_a),

@@ -413,9 +413,10 @@ def streams_digest(folder: Path) -> str:
 def _spread(values: Sequence[float]) -> dict[str, float]:
     import numpy as np
 
+    from audioconv.compare import sample_sd  # exactly 0 for equal values, as the t-test reads them
+
     array = np.asarray(values, dtype=float)
-    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else float("nan"),
-            "min": float(array.min()), "max": float(array.max())}
+    return {"mean": float(array.mean()), "sd": sample_sd(array), "min": float(array.min()), "max": float(array.max())}
 
 
 def seed_row(engine: str, per_seed: Sequence[ModelEvaluation], ensembles: Mapping[str, ModelEvaluation],
