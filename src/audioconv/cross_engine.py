@@ -236,10 +236,17 @@ def evaluate_fold(fold: Fold, threshold: float | None) -> ModelEvaluation:
     return _evaluate_on_streams(fold.engine, model, detect.detection_settings(info, threshold), fold.truth)
 
 
-def _evaluate_on_streams(name: str, model: Any, settings: dict[str, Any], truth_csv: Path) -> ModelEvaluation:
+def evaluate_on_streams(models: Mapping[str, tuple[Any, dict[str, Any]]], truth_csv: Path,
+                        targets: Sequence[float] = evaluate.FA_TARGETS,
+                        progress: Callable[[str], None] | None = None) -> list[ModelEvaluation]:
+    """Every detector in ``models`` (name -> (detector, settings)) over a fold's streams, one read of each file."""
     truth = streams.read_truth(truth_csv)
     files = streams.truth_paths(truth_csv, list(truth))
-    return evaluate.evaluate_models({name: (model, settings)}, files, truth)[0]
+    return evaluate.evaluate_models(models, files, truth, targets=targets, progress=progress)
+
+
+def _evaluate_on_streams(name: str, model: Any, settings: dict[str, Any], truth_csv: Path) -> ModelEvaluation:
+    return evaluate_on_streams({name: (model, settings)}, truth_csv)[0]
 
 
 def _counts_at(e: ModelEvaluation, threshold: float) -> tuple[int, int]:

@@ -26,12 +26,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from audioconv import evaluate, streams
-from audioconv.cross_engine import Fold, pooled_threshold
+from audioconv import evaluate
+from audioconv.cross_engine import SEED_TARGETS as TARGETS  # recall is quoted where a seed study quotes it
+from audioconv.cross_engine import Fold, evaluate_on_streams, pooled_threshold
 from audioconv.evaluate import ModelEvaluation
 
 EPOCH_FILE = re.compile(r"^epoch(\d+)\.ckpt$")
-TARGETS = (1.0, 5.0)  # false alarms per hour at which recall is quoted (as a seed study does)
 SEED_FOLDER = re.compile(r"^seed(-?\d+)$")
 
 
@@ -63,23 +63,17 @@ def validation_losses(run_dir: Path) -> dict[int, float]:
     return losses
 
 
-def evaluate_epochs(fold: Fold, threshold: float | None = None, epochs: Sequence[int] | None = None,
+def evaluate_epochs(fold: Fold, kept: Mapping[int, Path], threshold: float | None = None,
                     progress: Callable[[str], None] | None = None) -> dict[int, ModelEvaluation]:
-    """The kept epochs of ``fold``'s run (``epochs``: only these), scanned over the fold's streams in one pass
-    of its files."""
+    """The checkpoints ``kept`` (epoch -> path, as ``epoch_checkpoints`` gives them) scanned over ``fold``'s
+    streams in one pass of its files."""
     from audioconv import checkpoints, detect
 
     models = {}
-    for epoch, path in epoch_checkpoints(fold.run_dir).items():
-        if epochs is not None and epoch not in epochs:
-            continue
+    for epoch, path in kept.items():
         model, info = checkpoints.load_detector(path)
         models[str(epoch)] = (model, detect.detection_settings(info, threshold))
-    if not models:
-        return {}
-    truth = streams.read_truth(fold.truth)
-    files = streams.truth_paths(fold.truth, list(truth))
-    evaluations = evaluate.evaluate_models(models, files, truth, targets=TARGETS, progress=progress)
+    evaluations = evaluate_on_streams(models, fold.truth, targets=TARGETS, progress=progress)
     return {int(e.name): e for e in evaluations}
 
 
@@ -131,9 +125,11 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[int, ModelEvaluation]]
 
 
 def evaluated_round(folder: Path) -> int:
-    """The mining round a fold's figures come from (``cross_engine.Fold.run_dir``): its last ``run_minedN``, else 0."""
-    rounds = [int(m.group(1)) for p in folder.glob("run_mined*") if (m := re.fullmatch(r"run_mined(\d+)", p.name))]
-    return max(rounds, default=0)
+    """The mining round a fold's figures come from (``cross_engine.Fold.run_dir``): its last round, else 0."""
+    fold, rounds = Fold(folder.name, folder), 0
+    while fold.round_dir(rounds + 1).is_dir():  # rounds run one after another: run_mined1, run_mined2, ...
+        rounds += 1
+    return rounds
 
 
 def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: float | None = None,
@@ -154,13 +150,13 @@ def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: fl
             raise CurveError(f"{folder}: no fold with streams named {', '.join(unknown)} (there are: {', '.join(with_streams)})")
         for engine in engines or with_streams:
             fold = Fold(engine, folder / engine, evaluated_round(folder / engine))
-            kept = [e for e in epoch_checkpoints(fold.run_dir) if epochs is None or e in epochs]
+            kept = {e: path for e, path in epoch_checkpoints(fold.run_dir).items() if epochs is None or e in epochs}
             if not kept:
                 which = f" of epochs {sorted(epochs)}" if epochs is not None else ""
                 raise CurveError(f"{fold.run_dir}: no per-epoch checkpoints{which} "
                                  "(train the study with checkpoint.every_epoch=true)")
             progress(f"[{seed} {engine}] scoring {len(kept)} epochs of {fold.run_dir.name} on its streams")
-            per_seed.setdefault(seed, {})[engine] = evaluate_epochs(fold, threshold, epochs)
+            per_seed.setdefault(seed, {})[engine] = evaluate_epochs(fold, kept, threshold)
             losses.setdefault(seed, {})[engine] = validation_losses(fold.run_dir)
     if not per_seed:
         raise CurveError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
