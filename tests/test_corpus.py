@@ -218,6 +218,34 @@ def test_keys_follow_output_settings_only():
     assert corpus.corpus_dir(cfg, "/r") == corpus.corpus_dir(faster, "/r")
 
 
+def test_extra_speech_is_a_part_of_its_own(built, tmp_path):
+    """``extra_speech``: more ordinary speech of an engine's voices, in a part of its own. The engine's own part
+    and the held-out split (what the cross-engine streams are composed from) stay as they were."""
+    cfg, manifest, rows = built
+    engine = "espeak"
+    more = copy.deepcopy(cfg)
+    more["extra_speech"] = {engine: 6}
+    assert build.part_dir(more, engine, "/r") == build.part_dir(cfg, engine, "/r")  # the own part: same key
+    assert corpus.corpus_dir(more, "/r") != corpus.corpus_dir(cfg, "/r")
+    assert corpus.corpus_dir({**cfg, "extra_speech": {engine: 0}}, "/r") == corpus.corpus_dir(cfg, "/r")
+    root = manifest.parent.parent  # the shared corpus's parts are reused: only the extra part is synthesized
+    with_extra = corpus.read_manifest(corpus.build_corpus(more, root, workers=2))
+    extra = [r for r in with_extra if f"{engine}+speech-" in r["path"]]
+    assert len(with_extra) == len(rows) + 6 and len(extra) == 6
+    assert {(r["kind"], r["label"], r["engine"]) for r in extra} == {("speech", 0, engine)}
+    own_texts = {r["text"] for r in rows if r["engine"] == engine}
+    assert len({r["text"] for r in extra} - own_texts) >= 5  # its own draws, not the own part's sentences again
+    voices = {r["voice"]: r["split"] for r in rows}
+    assert all(voices.get(r["voice"], r["split"]) == r["split"] for r in extra)  # a voice keeps its split
+    held_out = {**copy.deepcopy(more), "splits": {**more["splits"], "heldout_engines": [engine]}}
+    assert f"{engine}+speech" not in corpus.used_parts(held_out)
+    plain_view = corpus.read_manifest(corpus.build_corpus({**cfg, "splits": held_out["splits"]}, root, workers=2))
+    held_out_rows = corpus.read_manifest(corpus.build_corpus(held_out, root, workers=2))
+    assert held_out_rows == plain_view
+    with pytest.raises(ValueError, match="extra_speech: unknown engines"):
+        corpus.used_parts({**cfg, "extra_speech": {"espeek": 3}})
+
+
 def test_unknown_or_missing_setting_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown.*num_positivs"):
         corpus.build_corpus({**tiny_cfg(), "num_positivs": 3}, tmp_path)

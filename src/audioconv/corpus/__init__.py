@@ -6,7 +6,7 @@ Layout of the package, one job per module:
 * ``texts`` — what is said (keyword utterances, other speech, confusables);
 * ``engines/`` — how it is said: espeak-ng, festival, SVOX Pico, Piper, Kokoro, one module each;
 * ``noise`` — noise-only files; ``plan`` — every file decided up front from the seed;
-* ``build`` — one part synthesized, resumable and parallel; ``view`` — parts joined, splits assigned;
+* ``build`` — one part synthesized (an engine's own, its extra ordinary speech ``<engine>+speech``, or noise), resumable and parallel; ``view`` — parts joined, splits assigned;
 * ``manifest`` — the CSV everything else reads; ``users`` — a user's own recordings as rows.
 
 ``build_corpus(cfg, root)`` is the door: it builds every part the config uses
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from audioconv.corpus.build import build_part, part_dir
 from audioconv.corpus.engines import ENGINES, SynthesisError
 from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, complete, read_manifest, summarize
-from audioconv.corpus.settings import CorpusConfig, plain, view_key
+from audioconv.corpus.settings import CorpusConfig, extra_parts, plain, view_key
 from audioconv.corpus.users import USER_ENGINE, USER_SUBFOLDERS, user_corpus_rows
 from audioconv.corpus.view import view_dir, write_view
 
@@ -43,12 +43,13 @@ def corpus_dir(cfg: Mapping[str, Any], root: str | os.PathLike) -> Path:
 
 
 def used_parts(cfg: Mapping[str, Any]) -> list[str]:
-    """The engines the config uses, then the noise part."""
+    """The engines the config uses, their extra-speech parts (``extra_speech``), then the noise part."""
     values = plain(cfg)
-    unknown = sorted(set(values["use"]) - set(ENGINES))
-    if unknown:
-        raise ValueError(f"corpus.use: unknown engines {unknown}; known: {sorted(ENGINES)}")
-    return [*values["use"], "noise"]
+    for what, names in (("use", values["use"]), ("extra_speech", values.get("extra_speech") or {})):
+        unknown = sorted(set(names) - set(ENGINES))
+        if unknown:
+            raise ValueError(f"corpus.{what}: unknown engines {unknown}; known: {sorted(ENGINES)}")
+    return [*values["use"], *extra_parts(values), "noise"]
 
 
 def build_corpus(cfg: Mapping[str, Any], root: str | os.PathLike, workers: int | None = None) -> Path:

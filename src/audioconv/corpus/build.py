@@ -32,7 +32,7 @@ from audioconv.corpus.engines import ENGINES
 from audioconv.corpus.engines.base import Item, SynthesisError, samples
 from audioconv.corpus.manifest import complete, write_manifest
 from audioconv.corpus.plan import part_rng, plan
-from audioconv.corpus.settings import CorpusConfig, from_plain, part_key, part_section, plain, shared_settings
+from audioconv.corpus.settings import CorpusConfig, engine_of, from_plain, part_key, part_section, plain, shared_settings
 from audioconv.files import write_text_atomically
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def part_settings(cfg: Mapping[str, Any], part: str) -> Any:
     section = part_section(cfg, part)
     if part == noise.NAME:
         return from_plain(noise.Settings, section, "corpus.noise")
-    return from_plain(ENGINES[part].Settings, section, f"corpus.engines.{part}")
+    return from_plain(ENGINES[engine_of(part)].Settings, section, f"corpus.engines.{engine_of(part)}")
 
 
 def plan_part(cfg: Mapping[str, Any], part: str) -> list[Item]:
@@ -60,7 +60,7 @@ def plan_part(cfg: Mapping[str, Any], part: str) -> list[Item]:
     settings = part_settings(cfg, part)
     if part == noise.NAME:
         return noise.plan(settings, part_rng(shared.seed, part))
-    return plan(shared, ENGINES[part], settings)
+    return plan(shared, ENGINES[engine_of(part)], settings, part)
 
 
 # --------------------------------------------------------------------------- one item
@@ -103,7 +103,7 @@ def _run_task(root: str, cfg: dict, part: str, items: Sequence[Item]) -> int:
     if part == noise.NAME:
         results = [(noise.make_noise(i.spec, i.params["seconds"], i.params["seed"], settings), None) for i in items]
     else:
-        results = ENGINES[part].synthesize(items, settings, shared, base / ".work")
+        results = ENGINES[engine_of(part)].synthesize(items, settings, shared, base / ".work")
     for item, (wave, span) in zip(items, results):
         _write_item(base, item, wave, span, shared)
     return len(items)
@@ -118,7 +118,7 @@ def _done(folder: Path, item: Item) -> bool:
 
 def _tasks(folder: Path, cfg: Mapping[str, Any], part: str, items: Sequence[Item], workers: int) -> list[list[Item]]:
     """Batches of the items still to make; engines whose output depends on the batch get fixed batches."""
-    engine = ENGINES.get(part)
+    engine = ENGINES.get(engine_of(part))
     if engine is not None and getattr(engine, "GROUP_BY_VOICE", False):
         chunk = int(part_settings(cfg, part).chunk)
         todo = [i for i in items if not _done(folder, i)]
@@ -212,7 +212,7 @@ def build_part(cfg: Mapping[str, Any], part: str, root: str | os.PathLike, worke
     manifest = folder / "manifest.csv"
     if complete(manifest):
         return manifest
-    engine = ENGINES.get(part)
+    engine = ENGINES.get(engine_of(part))
     reason = engine.unavailable() if engine is not None else None
     if reason:
         raise SynthesisError(f"corpus part {part!r} cannot be built here: {reason}")

@@ -47,10 +47,14 @@ def _cap_voices(voices: list[Voice], cap: int, rng: np.random.Generator) -> list
     return [voices[i] for i in chosen]
 
 
-def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any) -> list[Item]:
-    """Every file of one engine's part, decided from the seed alone (given the voices installed)."""
+def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any, part: str | None = None) -> list[Item]:
+    """Every file of one engine's part, decided from the seed alone (given the voices installed).
+
+    ``part`` (default: the engine's name) seeds the draws, so an engine's extra-speech part
+    (``pico+speech``) says other sentences than its own part.
+    """
     texts.validate(cfg)
-    rng = part_rng(cfg.seed, engine.NAME)
+    rng = part_rng(cfg.seed, part or engine.NAME)
     words = texts.words_for(cfg)
     wanted = counts(settings)
     contents: list[tuple[str, Any]] = [("keyword", texts.keyword_text(cfg, rng, words)) for _ in range(wanted["keyword"])]

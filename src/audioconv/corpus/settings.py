@@ -23,7 +23,9 @@ BUILDER_VERSION = 2
 # Settings that change how fast the corpus is built, not what it contains: left out of every key.
 EXECUTION_KEYS = ("timeout_seconds", "chunk")
 # Sections of the corpus settings that are not shared text/finishing settings.
-SECTION_KEYS = ("engines", "noise", "use", "splits")
+SECTION_KEYS = ("engines", "noise", "use", "splits", "extra_speech")
+# An engine's extra ordinary speech is a part of its own, named after the engine: "pico+speech".
+EXTRA_SPEECH_SUFFIX = "+speech"
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,39 @@ def shared_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return _without_execution({k: v for k, v in plain(cfg).items() if k not in SECTION_KEYS})
 
 
+def engine_of(part: str) -> str:
+    """The engine that speaks a part: ``pico`` for ``pico`` and for its extra speech ``pico+speech``."""
+    return part.removesuffix(EXTRA_SPEECH_SUFFIX)
+
+
+def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
+    """The extra-speech parts a view joins: engines in ``extra_speech`` with a count > 0 that the view uses
+    and does not hold out.
+
+    A held-out engine's extra speech would only land in the held-out split, where the cross-engine streams
+    are composed from; leaving it out keeps those streams what they were without it.
+    """
+    values = plain(cfg)
+    heldout = set(values.get("splits", {}).get("heldout_engines", ()))
+    wanted = values.get("extra_speech") or {}
+    return [f"{engine}{EXTRA_SPEECH_SUFFIX}" for engine, count in wanted.items()
+            if int(count) > 0 and engine in values["use"] and engine not in heldout]
+
+
 def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """One part's own settings: ``noise``, or ``engines.<part>``."""
+    """One part's own settings: ``noise``, ``engines.<part>``, or for ``<engine>+speech`` the engine's
+    section speaking ``extra_speech.<engine>`` utterances of ordinary speech and nothing else."""
     values = plain(cfg)
     if part == "noise":
         return values["noise"]
-    if part not in values.get("engines", {}):
-        raise ValueError(f"corpus.use names {part!r}, which has no section under corpus.engines")
-    return values["engines"][part]
+    engine = engine_of(part)
+    if engine not in values.get("engines", {}):
+        raise ValueError(f"corpus.use names {engine!r}, which has no section under corpus.engines")
+    section = values["engines"][engine]
+    if part == engine:
+        return section
+    count = int((values.get("extra_speech") or {}).get(engine, 0))
+    return {**section, "utterances": {"keyword": 0, "speech": count, "confusable": 0}}
 
 
 def part_key(cfg: Mapping[str, Any], part: str) -> str:
@@ -129,5 +156,5 @@ def part_key(cfg: Mapping[str, Any], part: str) -> str:
 def view_key(cfg: Mapping[str, Any]) -> str:
     """Short sha1 of a whole corpus view: the keys of the parts it joins and its split settings."""
     values = plain(cfg)
-    parts = {name: part_key(values, name) for name in (*values["use"], "noise")}
+    parts = {name: part_key(values, name) for name in (*values["use"], *extra_parts(values), "noise")}
     return _digest({"parts": parts, "splits": values["splits"], "seed": values["seed"]})
