@@ -27,6 +27,7 @@ from audioconv import audio, corpus
 from audioconv.corpus import build, noise, view
 from audioconv.corpus.engines import ENGINES
 from audioconv.corpus.engines.base import Item, SynthesisError
+from audioconv.corpus.plan import plan as plan_items
 from audioconv.corpus.settings import CorpusConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data" / "welcome.yaml"
@@ -218,32 +219,59 @@ def test_keys_follow_output_settings_only():
     assert corpus.corpus_dir(cfg, "/r") == corpus.corpus_dir(faster, "/r")
 
 
-def test_extra_speech_is_a_part_of_its_own(built, tmp_path):
-    """``extra_speech``: more ordinary speech of an engine's voices, in a part of its own. The engine's own part
-    and the held-out split (what the cross-engine streams are composed from) stay as they were."""
+def test_extra_speech_is_a_part_of_its_own(built):
+    """``extra_speech``: more ordinary speech of an engine's voices, in a part of its own. The engine's own part,
+    its rows' splits and the held-out split (what the cross-engine streams are composed from) stay as they were."""
     cfg, manifest, rows = built
     engine = "espeak"
     more = copy.deepcopy(cfg)
     more["extra_speech"] = {engine: 6}
     assert build.part_dir(more, engine, "/r") == build.part_dir(cfg, engine, "/r")  # the own part: same key
     assert corpus.corpus_dir(more, "/r") != corpus.corpus_dir(cfg, "/r")
-    assert corpus.corpus_dir({**cfg, "extra_speech": {engine: 0}}, "/r") == corpus.corpus_dir(cfg, "/r")
+    without_key = {k: v for k, v in cfg.items() if k != "extra_speech"}
+    for unchanged in ({**cfg, "extra_speech": {engine: 0}}, without_key):
+        assert corpus.corpus_dir(unchanged, "/r") == corpus.corpus_dir(cfg, "/r")
     root = manifest.parent.parent  # the shared corpus's parts are reused: only the extra part is synthesized
     with_extra = corpus.read_manifest(corpus.build_corpus(more, root, workers=2))
     extra = [r for r in with_extra if f"{engine}+speech-" in r["path"]]
-    assert len(with_extra) == len(rows) + 6 and len(extra) == 6
-    assert {(r["kind"], r["label"], r["engine"]) for r in extra} == {("speech", 0, engine)}
-    own_texts = {r["text"] for r in rows if r["engine"] == engine}
-    assert len({r["text"] for r in extra} - own_texts) >= 5  # its own draws, not the own part's sentences again
+    assert [r for r in with_extra if r not in extra] == rows  # every own row, in its split
+    assert len(extra) == 6 and {(r["kind"], r["label"], r["engine"]) for r in extra} == {("speech", 0, engine)}
     voices = {r["voice"]: r["split"] for r in rows}
-    assert all(voices.get(r["voice"], r["split"]) == r["split"] for r in extra)  # a voice keeps its split
-    held_out = {**copy.deepcopy(more), "splits": {**more["splits"], "heldout_engines": [engine]}}
-    assert f"{engine}+speech" not in corpus.used_parts(held_out)
-    plain_view = corpus.read_manifest(corpus.build_corpus({**cfg, "splits": held_out["splits"]}, root, workers=2))
-    held_out_rows = corpus.read_manifest(corpus.build_corpus(held_out, root, workers=2))
-    assert held_out_rows == plain_view
+    assert all(voices[r["voice"]] == r["split"] for r in extra)  # the own part's voices, in their splits
+    # its own draws: not the sentences a part seeded like the engine's own would say
+    settings = build.part_settings(more, f"{engine}+speech")
+    as_own = plan_items(CorpusConfig.from_mapping(more), ENGINES[engine], settings)
+    assert {r["text"] for r in extra}.isdisjoint(i.text for i in as_own)
+
+
+def test_extra_speech_keeps_to_the_own_parts_voices_and_the_held_out_split():
+    """The extra part speaks with the voices the own part uses (espeak-ng caps them when there are fewer
+    keywords than voices), so no voice is heard only in negatives; a held-out engine's or voice's is left out."""
+    cfg = tiny_cfg()
+    cfg["engines"]["espeak"]["utterances"] = {"keyword": 4, "speech": 3, "confusable": 2}  # 4 of 8 voices
+    cfg["extra_speech"] = {"espeak": 12, "festival": 3}
+    own = {i.voice for i in build.plan_part(cfg, "espeak")}
+    assert len(own) == 4
+    assert {i.voice for i in build.plan_part(cfg, "espeak+speech")} == own
+    held_out = {**cfg, "splits": {**cfg["splits"], "heldout_engines": ["espeak"]}}
+    assert "espeak+speech" not in corpus.used_parts(held_out) and "festival+speech" in corpus.used_parts(held_out)
+    rows = [{"path": f"wav/{i}.wav", "voice": v, "engine": "festival", "label": "0", "kind": "speech", "split": ""}
+            for i, v in enumerate(["festival:cmu_us_slt_arctic_hts", "festival:kal_diphone"])]
+    with pytest.MonkeyPatch.context() as patch:  # write_view reads the parts' manifests: hand it these rows
+        patch.setattr(view, "read_raw", lambda manifest: rows)
+        patch.setattr(view, "write_manifest", lambda path, joined: joined)
+        joined = view.write_view(cfg, {"festival": Path("/p/own/manifest.csv"),
+                                       "festival+speech": Path("/p/extra/manifest.csv")}, "/r")
+    assert [r["voice"] for r in joined] == ["festival:cmu_us_slt_arctic_hts", "festival:kal_diphone",
+                                            "festival:kal_diphone"]  # the held-out voice's extra row is gone
+
+
+@pytest.mark.parametrize("value", [-1, None, 2.5, [3]])
+def test_extra_speech_counts_are_checked(value):
+    with pytest.raises(ValueError, match="extra_speech: counts must be whole numbers"):
+        corpus.used_parts({**tiny_cfg(), "extra_speech": {"pico": value}})
     with pytest.raises(ValueError, match="extra_speech: unknown engines"):
-        corpus.used_parts({**cfg, "extra_speech": {"espeek": 3}})
+        corpus.used_parts({**tiny_cfg(), "extra_speech": {"espeek": 3}})
 
 
 def test_unknown_or_missing_setting_is_refused(tmp_path):

@@ -10,8 +10,9 @@ Layout of the package, one job per module:
 * ``manifest`` — the CSV everything else reads; ``users`` — a user's own recordings as rows.
 
 ``build_corpus(cfg, root)`` is the door: it builds every part the config uses
-that is missing (each cached under ``root/<engine>-<key>/``), writes the view
-and returns its ``manifest.csv``. ``data``, ``streams`` and ``mining`` need
+that is missing (each cached under ``root/<part>-<key>/``: an engine, its extra
+speech ``<engine>+speech``, the noise), writes the view and returns its
+``manifest.csv``. ``data``, ``streams`` and ``mining`` need
 only that manifest (``read_manifest``).
 """
 
@@ -45,10 +46,17 @@ def corpus_dir(cfg: Mapping[str, Any], root: str | os.PathLike) -> Path:
 def used_parts(cfg: Mapping[str, Any]) -> list[str]:
     """The engines the config uses, their extra-speech parts (``extra_speech``), then the noise part."""
     values = plain(cfg)
-    for what, names in (("use", values["use"]), ("extra_speech", values.get("extra_speech") or {})):
+    extra = values.get("extra_speech") or {}
+    for what, names in (("use", values["use"]), ("extra_speech", extra)):
         unknown = sorted(set(names) - set(ENGINES))
         if unknown:
             raise ValueError(f"corpus.{what}: unknown engines {unknown}; known: {sorted(ENGINES)}")
+    bad = {engine: count for engine, count in extra.items() if type(count) is not int or count < 0}
+    if bad:
+        raise ValueError(f"corpus.extra_speech: counts must be whole numbers >= 0, got {bad}")
+    unused = sorted(engine for engine, count in extra.items() if count > 0 and engine not in values["use"])
+    if unused:
+        log.info("corpus.extra_speech: %s not in corpus.use, no extra speech from them", unused)
     return [*values["use"], *extra_parts(values), "noise"]
 
 

@@ -1,4 +1,4 @@
-"""Synthesize one part of the corpus (an engine's speech, or the noise files), resumably and in parallel.
+"""Synthesize one part of the corpus (an engine's speech, its extra speech, or the noise files), resumably and in parallel.
 
 * **Crash-safe and resumable.** Each wav is written atomically with a small
   JSON side file (samples, keyword span); a rerun skips items that have both.
@@ -48,7 +48,7 @@ def part_dir(cfg: Mapping[str, Any], part: str, root: str | os.PathLike) -> Path
 
 
 def part_settings(cfg: Mapping[str, Any], part: str) -> Any:
-    """The typed settings of one part's section (``engines.<name>`` or ``noise``)."""
+    """The typed settings of one part's section (``engines.<name>``, for ``<name>+speech`` too, or ``noise``)."""
     section = part_section(cfg, part)
     if part == noise.NAME:
         return from_plain(noise.Settings, section, "corpus.noise")
@@ -60,7 +60,11 @@ def plan_part(cfg: Mapping[str, Any], part: str) -> list[Item]:
     settings = part_settings(cfg, part)
     if part == noise.NAME:
         return noise.plan(settings, part_rng(shared.seed, part))
-    return plan(shared, ENGINES[engine_of(part)], settings, part)
+    engine = engine_of(part)
+    if part == engine:
+        return plan(shared, ENGINES[engine], settings, part)
+    own_voices = {item.voice for item in plan_part(cfg, engine)}  # planning only: no audio is made
+    return plan(shared, ENGINES[engine], settings, part, only_voices=own_voices)
 
 
 # --------------------------------------------------------------------------- one item

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import zlib
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 
@@ -47,11 +47,15 @@ def _cap_voices(voices: list[Voice], cap: int, rng: np.random.Generator) -> list
     return [voices[i] for i in chosen]
 
 
-def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any, part: str | None = None) -> list[Item]:
+def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any, part: str | None = None,
+         only_voices: Collection[str] | None = None) -> list[Item]:
     """Every file of one engine's part, decided from the seed alone (given the voices installed).
 
     ``part`` (default: the engine's name) seeds the draws, so an engine's extra-speech part
-    (``pico+speech``) says other sentences than its own part.
+    (``pico+speech``) says other sentences than its own part. ``only_voices`` (voice ids) keeps
+    the voices to those: the extra part speaks with the voices of the engine's own part, which
+    may use fewer than are installed (``_cap_voices``), so that no voice is heard only in
+    negatives and no voice's split moves.
     """
     texts.validate(cfg)
     rng = part_rng(cfg.seed, part or engine.NAME)
@@ -61,7 +65,10 @@ def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any, part: str | None 
     contents += [("speech", texts.speech_text(cfg, rng, words)) for _ in range(wanted["speech"])]
     contents += [("confusable", texts.confusable_text(cfg, rng, words)) for _ in range(wanted["confusable"])]
     negatives = wanted["speech"] + wanted["confusable"]
-    voices = _cap_voices(engine.voices(settings), min(wanted["keyword"], negatives), rng)
+    if only_voices is None:
+        voices = _cap_voices(engine.voices(settings), min(wanted["keyword"], negatives), rng)
+    else:
+        voices = [v for v in engine.voices(settings) if v.id in only_voices]
     if not voices:
         raise ValueError(f"{engine.NAME}: no voices")
     items: list[Item] = []

@@ -1,7 +1,8 @@
 """The ``data.corpus`` settings: what the texts are, how files are finished, and the keys that cache them.
 
-The corpus is built in **parts**, one per speech engine (plus one of noise),
-each cached under ``<corpus_root>/<engine>-<key>/`` where the key hashes only
+The corpus is built in **parts**, one per speech engine (plus one of noise, and
+one of extra ordinary speech for each engine in ``extra_speech``: ``<engine>+speech``),
+each cached under ``<corpus_root>/<part>-<key>/`` where the key hashes only
 what changes that part's audio: the seed, the shared text and finishing
 settings, and that engine's own section. A **view** (``view-<key>/``) then
 joins the parts that a run uses and assigns splits. So holding out an engine,
@@ -128,7 +129,7 @@ def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
     heldout = set(values.get("splits", {}).get("heldout_engines", ()))
     wanted = values.get("extra_speech") or {}
     return [f"{engine}{EXTRA_SPEECH_SUFFIX}" for engine, count in wanted.items()
-            if int(count) > 0 and engine in values["use"] and engine not in heldout]
+            if type(count) is int and count > 0 and engine in values["use"] and engine not in heldout]
 
 
 def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:

@@ -13,6 +13,10 @@ For each voice, in order:
 4. an engine with fewer voices: ``train`` (one or two voices cannot fill three splits).
 
 Noise files get ``val``/``test``/``train`` per file by the same kind of hash.
+
+An engine's extra speech (``<engine>+speech``) follows its voices' splits. It is not
+joined for a held-out engine (``settings.extra_parts``) nor kept for a held-out voice:
+the held-out split is the same with or without it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from audioconv.corpus.manifest import read_raw, write_manifest
-from audioconv.corpus.settings import from_plain, plain, view_key
+from audioconv.corpus.settings import engine_of, from_plain, plain, view_key
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,10 @@ def write_view(cfg: Mapping[str, Any], part_manifests: Mapping[str, Path], root:
     folder = view_dir(values, root)
     rows = []
     for part, manifest in part_manifests.items():
+        extra = engine_of(part) != part
         for row in read_raw(manifest):
+            if extra and row["voice"] in settings.heldout_voices:
+                continue  # a held-out voice's split (what streams of it are composed from) stays as without it
             rows.append({**row, "path": os.path.relpath(manifest.parent / row["path"], folder)})
     for row, split in zip(rows, assign_splits(rows, settings, int(values["seed"]))):
         row["split"] = split
