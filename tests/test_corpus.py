@@ -219,23 +219,25 @@ def test_keys_follow_output_settings_only():
     assert corpus.corpus_dir(cfg, "/r") == corpus.corpus_dir(faster, "/r")
 
 
-def test_extra_speech_is_a_part_of_its_own(built):
-    """``extra_speech``: more ordinary speech of an engine's voices, in a part of its own. The engine's own part,
+def test_extra_negatives_are_parts_of_their_own(built):
+    """``extra_speech`` / ``extra_confusable``: more negatives of an engine's voices, in parts of their own. The engine's own part,
     its rows' splits and the held-out split (what the cross-engine streams are composed from) stay as they were."""
     cfg, manifest, rows = built
     engine = "espeak"
     more = copy.deepcopy(cfg)
-    more["extra_speech"] = {engine: 6}
+    more["extra_speech"], more["extra_confusable"] = {engine: 6}, {engine: 4}
     assert build.part_dir(more, engine, "/r") == build.part_dir(cfg, engine, "/r")  # the own part: same key
     assert corpus.corpus_dir(more, "/r") != corpus.corpus_dir(cfg, "/r")
-    without_key = {k: v for k, v in cfg.items() if k != "extra_speech"}
-    for unchanged in ({**cfg, "extra_speech": {engine: 0}}, without_key):
+    without_keys = {k: v for k, v in cfg.items() if k not in ("extra_speech", "extra_confusable")}
+    for unchanged in ({**cfg, "extra_speech": {engine: 0}, "extra_confusable": {engine: 0}}, without_keys):
         assert corpus.corpus_dir(unchanged, "/r") == corpus.corpus_dir(cfg, "/r")
     root = manifest.parent.parent  # the shared corpus's parts are reused: only the extra part is synthesized
     with_extra = corpus.read_manifest(corpus.build_corpus(more, root, workers=2))
     extra = [r for r in with_extra if f"{engine}+speech-" in r["path"]]
-    assert [r for r in with_extra if r not in extra] == rows  # every own row, in its split
+    confusable = [r for r in with_extra if f"{engine}+confusable-" in r["path"]]
+    assert [r for r in with_extra if r not in extra + confusable] == rows  # every own row, in its split
     assert len(extra) == 6 and {(r["kind"], r["label"], r["engine"]) for r in extra} == {("speech", 0, engine)}
+    assert len(confusable) == 4 and {(r["kind"], r["label"]) for r in confusable} == {("confusable", 0)}
     voices = {r["voice"]: r["split"] for r in rows}
     assert all(voices[r["voice"]] == r["split"] for r in extra)  # the own part's voices, in their splits
     # its own draws: not the sentences a part seeded like the engine's own would say
@@ -266,12 +268,13 @@ def test_extra_speech_keeps_to_the_own_parts_voices_and_the_held_out_split():
                                             "festival:kal_diphone"]  # the held-out voice's extra row is gone
 
 
+@pytest.mark.parametrize("section", ["extra_speech", "extra_confusable"])
 @pytest.mark.parametrize("value", [-1, None, 2.5, [3]])
-def test_extra_speech_counts_are_checked(value):
-    with pytest.raises(ValueError, match="extra_speech: counts must be whole numbers"):
-        corpus.used_parts({**tiny_cfg(), "extra_speech": {"pico": value}})
-    with pytest.raises(ValueError, match="extra_speech: unknown engines"):
-        corpus.used_parts({**tiny_cfg(), "extra_speech": {"espeek": 3}})
+def test_extra_counts_are_checked(section, value):
+    with pytest.raises(ValueError, match=f"{section}: counts must be whole numbers"):
+        corpus.used_parts({**tiny_cfg(), section: {"pico": value}})
+    with pytest.raises(ValueError, match=f"{section}: unknown engines"):
+        corpus.used_parts({**tiny_cfg(), section: {"espeek": 3}})
 
 
 def test_unknown_or_missing_setting_is_refused(tmp_path):

@@ -6,13 +6,13 @@ Layout of the package, one job per module:
 * ``texts`` — what is said (keyword utterances, other speech, confusables);
 * ``engines/`` — how it is said: espeak-ng, festival, SVOX Pico, Piper, Kokoro, one module each;
 * ``noise`` — noise-only files; ``plan`` — every file decided up front from the seed;
-* ``build`` — one part synthesized (an engine's own, its extra ordinary speech ``<engine>+speech``, or noise), resumable and parallel; ``view`` — parts joined, splits assigned;
+* ``build`` — one part synthesized (an engine's own, its extra negatives, or noise), resumable and parallel; ``view`` — parts joined, splits assigned;
 * ``manifest`` — the CSV everything else reads; ``users`` — a user's own recordings as rows.
 
 ``build_corpus(cfg, root)`` is the door: it builds every part the config uses
 that is missing (each cached under ``root/<part>-<key>/``: an engine, its extra
-speech ``<engine>+speech``, the noise), writes the view and returns its
-``manifest.csv``. ``data``, ``streams`` and ``mining`` need
+negatives ``<engine>+speech`` / ``<engine>+confusable``, the noise), writes the
+view and returns its ``manifest.csv``. ``data``, ``streams`` and ``mining`` need
 only that manifest (``read_manifest``).
 """
 
@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from audioconv.corpus.build import build_part, part_dir
 from audioconv.corpus.engines import ENGINES, SynthesisError
 from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, complete, read_manifest, summarize
-from audioconv.corpus.settings import CorpusConfig, extra_parts, plain, view_key
+from audioconv.corpus.settings import EXTRA_KINDS, CorpusConfig, extra_parts, plain, view_key
 from audioconv.corpus.users import USER_ENGINE, USER_SUBFOLDERS, user_corpus_rows
 from audioconv.corpus.view import view_dir, write_view
 
@@ -44,19 +44,20 @@ def corpus_dir(cfg: Mapping[str, Any], root: str | os.PathLike) -> Path:
 
 
 def used_parts(cfg: Mapping[str, Any]) -> list[str]:
-    """The engines the config uses, their extra-speech parts (``extra_speech``), then the noise part."""
+    """The engines the config uses, their extra parts (``extra_speech``, ``extra_confusable``), then the noise."""
     values = plain(cfg)
-    extra = values.get("extra_speech") or {}
-    for what, names in (("use", values["use"]), ("extra_speech", extra)):
+    sections = {name: values.get(name) or {} for name in EXTRA_KINDS.values()}
+    for what, names in (("use", values["use"]), *sections.items()):
         unknown = sorted(set(names) - set(ENGINES))
         if unknown:
             raise ValueError(f"corpus.{what}: unknown engines {unknown}; known: {sorted(ENGINES)}")
-    bad = {engine: count for engine, count in extra.items() if type(count) is not int or count < 0}
-    if bad:
-        raise ValueError(f"corpus.extra_speech: counts must be whole numbers >= 0, got {bad}")
-    unused = sorted(engine for engine, count in extra.items() if count > 0 and engine not in values["use"])
-    if unused:
-        log.info("corpus.extra_speech: %s not in corpus.use, no extra speech from them", unused)
+    for name, extra in sections.items():
+        bad = {engine: count for engine, count in extra.items() if type(count) is not int or count < 0}
+        if bad:
+            raise ValueError(f"corpus.{name}: counts must be whole numbers >= 0, got {bad}")
+        unused = sorted(engine for engine, count in extra.items() if count > 0 and engine not in values["use"])
+        if unused:
+            log.info("corpus.%s: %s not in corpus.use, nothing extra from them", name, unused)
     return [*values["use"], *extra_parts(values), "noise"]
 
 

@@ -48,7 +48,7 @@ def part_dir(cfg: Mapping[str, Any], part: str, root: str | os.PathLike) -> Path
 
 
 def part_settings(cfg: Mapping[str, Any], part: str) -> Any:
-    """The typed settings of one part's section (``engines.<name>``, for ``<name>+speech`` too, or ``noise``)."""
+    """The typed settings of one part's section (``engines.<name>``, for its extra parts ``<name>+<kind>`` too, or ``noise``)."""
     section = part_section(cfg, part)
     if part == noise.NAME:
         return from_plain(noise.Settings, section, "corpus.noise")

@@ -51,8 +51,8 @@ def plan(cfg: CorpusConfig, engine: ModuleType, settings: Any, part: str | None 
          only_voices: Collection[str] | None = None) -> list[Item]:
     """Every file of one engine's part, decided from the seed alone (given the voices installed).
 
-    ``part`` (default: the engine's name) seeds the draws, so an engine's extra-speech part
-    (``pico+speech``) says other sentences than its own part. ``only_voices`` (voice ids) keeps
+    ``part`` (default: the engine's name) seeds the draws, so an engine's extra part
+    (``pico+speech``, ``pico+confusable``) says other sentences than its own part. ``only_voices`` (voice ids) keeps
     the voices to those: the extra part speaks with the voices of the engine's own part, which
     may use fewer than are installed (``_cap_voices``), so that no voice is heard only in
     negatives and no voice's split moves.

@@ -1,7 +1,8 @@
 """The ``data.corpus`` settings: what the texts are, how files are finished, and the keys that cache them.
 
 The corpus is built in **parts**, one per speech engine (plus one of noise, and
-one of extra ordinary speech for each engine in ``extra_speech``: ``<engine>+speech``),
+one of extra negatives per engine in ``extra_speech`` / ``extra_confusable``:
+``<engine>+speech``, ``<engine>+confusable``),
 each cached under ``<corpus_root>/<part>-<key>/`` where the key hashes only
 what changes that part's audio: the seed, the shared text and finishing
 settings, and that engine's own section. A **view** (``view-<key>/``) then
@@ -24,9 +25,10 @@ BUILDER_VERSION = 2
 # Settings that change how fast the corpus is built, not what it contains: left out of every key.
 EXECUTION_KEYS = ("timeout_seconds", "chunk")
 # Sections of the corpus settings that are not shared text/finishing settings.
-SECTION_KEYS = ("engines", "noise", "use", "splits", "extra_speech")
-# An engine's extra ordinary speech is a part of its own, named after the engine: "pico+speech".
-EXTRA_SPEECH_SUFFIX = "+speech"
+SECTION_KEYS = ("engines", "noise", "use", "splits", "extra_speech", "extra_confusable")
+# More negatives of one kind from an engine's voices: a part of its own per engine and kind, "pico+speech"
+# or "pico+confusable", sized by the section named here (utterances per engine).
+EXTRA_KINDS = {"speech": "extra_speech", "confusable": "extra_confusable"}
 
 
 @dataclass(frozen=True)
@@ -114,27 +116,36 @@ def shared_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def engine_of(part: str) -> str:
-    """The engine that speaks a part: ``pico`` for ``pico`` and for its extra speech ``pico+speech``."""
-    return part.removesuffix(EXTRA_SPEECH_SUFFIX)
+    """The engine that speaks a part: ``pico`` for ``pico`` and for its extra negatives ``pico+speech``."""
+    return part.split("+", 1)[0]
+
+
+def extra_kind(part: str) -> str | None:
+    """What an extra part says (``speech`` for ``pico+speech``); None for an engine's own part or the noise."""
+    return part.split("+", 1)[1] if "+" in part else None
 
 
 def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
-    """The extra-speech parts a view joins: engines in ``extra_speech`` with a count > 0 that the view uses
-    and does not hold out.
+    """The extra parts a view joins: for each kind in ``EXTRA_KINDS``, the engines of its section with a
+    count > 0 that the view uses and does not hold out.
 
-    A held-out engine's extra speech would only land in the held-out split, where the cross-engine streams
-    are composed from; leaving it out keeps those streams what they were without it.
+    A held-out engine's extra negatives would only land in the held-out split, where the cross-engine streams
+    are composed from; leaving them out keeps those streams what they were without them.
     """
     values = plain(cfg)
     heldout = set(values.get("splits", {}).get("heldout_engines", ()))
-    wanted = values.get("extra_speech") or {}
-    return [f"{engine}{EXTRA_SPEECH_SUFFIX}" for engine, count in wanted.items()
-            if type(count) is int and count > 0 and engine in values["use"] and engine not in heldout]
+    parts = []
+    for kind, section in EXTRA_KINDS.items():
+        wanted = values.get(section) or {}
+        parts += [f"{engine}+{kind}" for engine, count in wanted.items()
+                  if type(count) is int and count > 0 and engine in values["use"] and engine not in heldout]
+    return parts
 
 
 def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:
-    """One part's own settings: ``noise``, ``engines.<part>``, or for ``<engine>+speech`` the engine's
-    section speaking ``extra_speech.<engine>`` utterances of ordinary speech and nothing else."""
+    """One part's own settings: ``noise``, ``engines.<part>``, or for ``<engine>+<kind>`` the engine's
+    section speaking ``extra_<kind>.<engine>`` utterances of that kind (ordinary speech or confusable
+    words) and nothing else."""
     values = plain(cfg)
     if part == "noise":
         return values["noise"]
@@ -144,8 +155,11 @@ def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:
     section = values["engines"][engine]
     if part == engine:
         return section
-    count = int((values.get("extra_speech") or {}).get(engine, 0))
-    return {**section, "utterances": {"keyword": 0, "speech": count, "confusable": 0}}
+    kind = extra_kind(part)
+    if kind not in EXTRA_KINDS:
+        raise ValueError(f"{part!r}: an extra part says one of {list(EXTRA_KINDS)}, not {kind!r}")
+    count = int((values.get(EXTRA_KINDS[kind]) or {}).get(engine, 0))
+    return {**section, "utterances": {"keyword": 0, "speech": 0, "confusable": 0, kind: count}}
 
 
 def part_key(cfg: Mapping[str, Any], part: str) -> str:

@@ -14,9 +14,9 @@ For each voice, in order:
 
 Noise files get ``val``/``test``/``train`` per file by the same kind of hash.
 
-An engine's extra speech (``<engine>+speech``) follows its voices' splits. It is not
-joined for a held-out engine (``settings.extra_parts``) nor kept for a held-out voice:
-the held-out split is the same with or without it.
+An engine's extra negatives (``<engine>+speech``, ``<engine>+confusable``) follow
+its voices' splits. They are not joined for a held-out engine (``settings.extra_parts``)
+nor kept for a held-out voice: the held-out split is the same with or without them.
 """
 
 from __future__ import annotations
