@@ -51,14 +51,12 @@ def used_parts(cfg: Mapping[str, Any]) -> list[str]:
         unknown = sorted(set(names) - set(ENGINES))
         if unknown:
             raise ValueError(f"corpus.{what}: unknown engines {unknown}; known: {sorted(ENGINES)}")
+    parts = extra_parts(values)  # checks the counts
     for name, extra in sections.items():
-        bad = {engine: count for engine, count in extra.items() if type(count) is not int or count < 0}
-        if bad:
-            raise ValueError(f"corpus.{name}: counts must be whole numbers >= 0, got {bad}")
         unused = sorted(engine for engine, count in extra.items() if count > 0 and engine not in values["use"])
         if unused:
             log.info("corpus.%s: %s not in corpus.use, nothing extra from them", name, unused)
-    return [*values["use"], *extra_parts(values), "noise"]
+    return [*values["use"], *parts, "noise"]
 
 
 def build_corpus(cfg: Mapping[str, Any], root: str | os.PathLike, workers: int | None = None) -> Path:

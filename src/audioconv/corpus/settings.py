@@ -137,8 +137,11 @@ def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
     parts = []
     for kind, section in EXTRA_KINDS.items():
         wanted = values.get(section) or {}
+        bad = {engine: count for engine, count in wanted.items() if type(count) is not int or count < 0}
+        if bad:  # checked here, where every view key and part list passes
+            raise ValueError(f"corpus.{section}: counts must be whole numbers >= 0, got {bad}")
         parts += [f"{engine}+{kind}" for engine, count in wanted.items()
-                  if type(count) is int and count > 0 and engine in values["use"] and engine not in heldout]
+                  if count > 0 and engine in values["use"] and engine not in heldout]
     return parts
 
 

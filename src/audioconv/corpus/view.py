@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from audioconv.corpus.manifest import read_raw, write_manifest
-from audioconv.corpus.settings import engine_of, from_plain, plain, view_key
+from audioconv.corpus.settings import extra_kind, from_plain, plain, view_key
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def write_view(cfg: Mapping[str, Any], part_manifests: Mapping[str, Path], root:
     folder = view_dir(values, root)
     rows = []
     for part, manifest in part_manifests.items():
-        extra = engine_of(part) != part
+        extra = extra_kind(part) is not None
         for row in read_raw(manifest):
             if extra and row["voice"] in settings.heldout_voices:
                 continue  # a held-out voice's split (what streams of it are composed from) stays as without it
