@@ -209,3 +209,27 @@ def test_tiny_run_with_the_engine_adversary(corpus_root: Path, tmp_path: Path) -
     assert checkpoint["hyper_parameters"]["domains"] == ["espeak", "festival", "pico"]
     assert any(k.startswith("adversary.") for k in checkpoint["state_dict"])
     load_detector(run_dir / "checkpoints" / "best.ckpt")  # loads strictly: the classifier is not part of the detector
+
+
+def test_tiny_run_with_the_phonetic_task(corpus_root: Path, tmp_path: Path) -> None:
+    """phonetic.weight > 0: the CTC head trains on whole utterances beside the detector and stays out of the shipped weights."""
+    run_dir = tmp_path / "run"
+    result = run_train("experiment=tiny", "phonetic.weight=0.3",
+                       f"paths.corpus_root={corpus_root}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    phonetic = [float(r["train/phonetic_loss_epoch"]) for r in rows if r.get("train/phonetic_loss_epoch")]
+    keyword = [float(r["train/keyword_loss"]) for r in rows if r.get("train/keyword_loss")]
+    total = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert len(phonetic) == len(keyword) == len(total) == 3
+    assert all(0 < p < 1e4 for p in phonetic)
+    for p, k, t in zip(phonetic, keyword, total):  # the loss trained is the keyword loss plus 0.3 of the CTC loss
+        assert t == pytest.approx(k + 0.3 * p, rel=1e-4)
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["phonetic"]["weight"] == 0.3
+    phonemes = checkpoint["hyper_parameters"]["phonemes"]
+    assert {"w", "ɛ", "l", "k", "m"} <= set(phonemes), phonemes  # "welcome" is spelled with the inventory
+    head = checkpoint["state_dict"]["phonetic_head.classify.weight"]
+    assert head.shape[0] == len(phonemes) + 1  # the blank, then each phoneme
+    load_detector(run_dir / "checkpoints" / "best.ckpt")  # loads strictly: the head is not part of the detector

@@ -382,3 +382,26 @@ def level(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.
     if _happens(rng, aug.gain_ramp_prob):
         clip = gain_ramp(clip, rng, aug.gain_ramp_db)
     return apply_gain(clip, float(rng.uniform(*aug.gain_range_db)))
+
+
+def record(
+    clip: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator, noises: Sequence[np.ndarray],
+    rooms: Sequence[np.ndarray] = (), reference_rms: float | None = None,
+) -> np.ndarray:
+    """What a recording does to a clip, in the order it happens: the speaker (pitch, formants), the room,
+    background noise at a random SNR (relative to ``reference_rms``: the keyword's level, when there is one),
+    then the channel, which carries the noise too (EQ, clipping, telephone / band-limit), and the level last.
+
+    Shared by the keyword clips and the phonetic task's whole utterances (``audioconv.utterances``),
+    so both see the same voices and rooms. Nothing is drawn when ``aug`` is None.
+    """
+    if aug and rng.random() < aug.pitch_prob:
+        clip = shift_pitch(clip, float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)), aug.sample_rate)
+    if aug:  # the speaker (formants), then the room: simulated or synthetic
+        clip = room(speaker(clip, aug, rng), aug, rng, rooms)
+    if aug and len(noises) and rng.random() < aug.noise_prob:
+        noise = random_crop(noises[int(rng.integers(len(noises)))], len(clip), rng)
+        clip = mix_at_snr(clip, noise, float(rng.uniform(*aug.snr_range_db)), reference_rms)
+    if aug:  # the channel carries the noise too; level last
+        clip = level(channel(clip, aug, rng), aug, rng)
+    return clip.astype(np.float32)

@@ -24,9 +24,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from audioconv import audio, augment, backgrounds, corpus
+from audioconv import audio, augment, backgrounds, corpus, phonetic, utterances
 from audioconv.adversary import NO_DOMAIN
 from audioconv.augment import AugmentConfig
 from audioconv.streams import DEFAULT_KEYWORD, forbidden_junction
@@ -172,16 +173,8 @@ class ClipDataset(Dataset):
                 clip, span = place_keyword_span(wave, start, end, length, rng)
         else:
             clip = augment.random_crop(wave, length, rng)
-        if aug and rng.random() < aug.pitch_prob:
-            clip = augment.shift_pitch(clip, float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)), sr)
-        if aug:  # the speaker (formants), then the room: simulated or synthetic
-            clip = augment.room(augment.speaker(clip, aug, rng), aug, rng, self.rooms)
-        if aug and len(self.noises) and rng.random() < aug.noise_prob:
-            noise = augment.random_crop(self.noises[int(rng.integers(len(self.noises)))], length, rng)
-            clip = augment.mix_at_snr(clip, noise, float(rng.uniform(*aug.snr_range_db)), reference_rms)
-        if aug:  # the channel carries the noise too (EQ, clipping, telephone / band-limit); level last
-            clip = augment.level(augment.channel(clip, aug, rng), aug, rng)
-        return clip.astype(np.float32), span
+        return augment.record(clip, aug, rng, self.noises, self.rooms, reference_rms), span
+
 
 
 CUT_FADE_SECONDS = 0.005  # the cut edge fades out over this, so the cut itself is no click to learn
@@ -323,9 +316,12 @@ class KeywordDataModule(L.LightningDataModule):
 
     EVAL_SPLITS = ("test", "heldout")
 
-    def __init__(self, data: Mapping[str, Any], corpus_root: str, seed: int) -> None:
+    def __init__(self, data: Mapping[str, Any], corpus_root: str, seed: int, phonetic_task: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.cfg, self.corpus_root, self.seed = data, Path(corpus_root), seed
+        self.phonetic = phonetic.phonetic_settings(phonetic_task)
+        self.phonemes: tuple[str, ...] = ()  # the phonetic task's classes (after CTC's blank), when it is on
+        self.utterances: utterances.UtteranceDataset | None = None
         clips = data["clips"]
         self.sample_rate = int(clips["sample_rate"])
         self.clip_samples = int(round(clips["clip_seconds"] * self.sample_rate))
@@ -395,6 +391,26 @@ class KeywordDataModule(L.LightningDataModule):
         for split, dataset in self.datasets.items():
             positives = int(dataset.labels.sum())
             log.info("%s: %d clips (%d keyword, %d other)", split, len(dataset), positives, len(dataset) - positives)
+        if self.phonetic["weight"] > 0 and "train" in self.datasets:
+            self.setup_phonetic(self.datasets["train"])
+
+    def setup_phonetic(self, train: ClipDataset) -> None:
+        """The phonetic task's utterances: the training split's spoken rows, whole, with their phonemes."""
+        settings, spoken = self.phonetic, set(utterances.spoken_rows(train.rows))
+        pronunciations = phonetic.lexicon(str(train.rows[i]["text"]) for i in spoken)
+        self.phonemes = phonetic.inventory(pronunciations)
+        targets = [phonetic.phoneme_targets(str(row["text"]), pronunciations, self.phonemes) if i in spoken else []
+                   for i, row in enumerate(train.rows)]
+        clip_batches = -(-len(train) // int(self.loader["batch_size"]))
+        self.utterances = utterances.UtteranceDataset(
+            train.waves, targets, train.noises,
+            draws_per_epoch=clip_batches * settings["batch_size"],
+            window_samples=int(round(settings["window_seconds"] * self.sample_rate)),
+            margin_samples=int(round(settings["margin_seconds"] * self.sample_rate)),
+            seed=self.seed, augmentation=train.augmentation, rooms=train.rooms,
+        )
+        log.info("phonetic task: %d of %d spoken utterances fit a %.1f s window, %d phonemes",
+                 len(self.utterances.fits), len(spoken), settings["window_seconds"], len(self.phonemes))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
@@ -408,8 +424,22 @@ class KeywordDataModule(L.LightningDataModule):
             drop_last=False,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        """The keyword clips; with the phonetic task on, each batch also holds a batch of whole utterances
+        (``{"clips": ..., "utterances": ...}``, as many utterance batches as clip batches)."""
+        clips = self._loader("train", shuffle=True)
+        if self.utterances is None:
+            return clips
+        workers = int(self.loader.get("num_workers", 0))
+        spoken = DataLoader(
+            self.utterances,
+            batch_size=self.phonetic["batch_size"],
+            sampler=EpochSampler(len(self.utterances), self.seed, shuffle=True),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            collate_fn=utterances.collate,
+        )
+        return CombinedLoader({"clips": clips, "utterances": spoken}, mode="max_size_cycle")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

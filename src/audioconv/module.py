@@ -21,11 +21,16 @@ clip metrics of every pooling are comparable.
 With ``adversary.weight > 0`` (``audioconv.adversary``) training adds an
 engine classifier behind a gradient reversal on the head's input features: the
 detector is pushed towards features that do not tell the training engines apart.
+
+With ``phonetic.weight > 0`` (``audioconv.phonetic``) each training batch also
+holds whole utterances, and a CTC loss asks the same features to spell out
+their phonemes: features that say what was said, whoever said it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import lightning as L
 import torch
@@ -35,7 +40,9 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryPreci
 
 from audioconv.adversary import EngineAdversary, adversary_settings, ramp
 from audioconv.models.base import Detector, lse_pool, max_pool
+from audioconv.phonetic import PhoneticHead, phonetic_settings
 from audioconv.targets import frame_targets
+from audioconv.utterances import UtteranceBatch
 
 # wave [B, T], label [B], keyword span [B, 2] in samples, engine index [B] (adversary.NO_DOMAIN: none)
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -110,6 +117,24 @@ def keyword_loss(
     return (per_clip + settings["clip_weight"] * clip_loss).mean()
 
 
+@contextmanager
+def running_stats_frozen(model: torch.nn.Module) -> Iterator[None]:
+    """Batch norms normalize by the batch as usual but leave their running statistics alone.
+
+    The running statistics are what a scan normalizes by: they should describe
+    the keyword clips, not the phonetic task's longer, padded windows.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - momentum) * running + momentum * batch
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
 class KeywordModule(L.LightningModule):
     def __init__(
         self,
@@ -123,10 +148,13 @@ class KeywordModule(L.LightningModule):
         loss: Mapping[str, Any] | None = None,
         adversary: Mapping[str, Any] | None = None,
         domains: tuple[str, ...] = (),
+        phonetic: Mapping[str, Any] | None = None,
+        phonemes: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.loss_settings = loss_settings(loss)
         self.adversary_settings = adversary_settings(adversary)
+        self.phonetic_settings = phonetic_settings(phonetic)
         # only plain data in hyper-parameters, so checkpoints load with weights_only=True
         self.save_hyperparameters(
             {
@@ -137,6 +165,8 @@ class KeywordModule(L.LightningModule):
                 "loss": dict(self.loss_settings),
                 "adversary": dict(self.adversary_settings),
                 "domains": list(domains),
+                "phonetic": dict(self.phonetic_settings),
+                "phonemes": list(phonemes),
             }
         )
         # clip metrics only: the detector's operating threshold is chosen on streams (calibrate, cross_engine)
@@ -151,6 +181,11 @@ class KeywordModule(L.LightningModule):
         self.adversary: EngineAdversary | None = None
         if self.adversary_settings["weight"] > 0:
             self.adversary = EngineAdversary(model.head.in_channels, len(domains), self.adversary_settings["hidden"])
+        self.phonetic_head: PhoneticHead | None = None  # training only, like the adversary
+        if self.phonetic_settings["weight"] > 0:
+            if not phonemes:
+                raise ValueError("phonetic.weight > 0 needs the phoneme inventory (KeywordDataModule.phonemes)")
+            self.phonetic_head = PhoneticHead(model.head.in_channels, len(phonemes))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.model(wave)
@@ -199,8 +234,25 @@ class KeywordModule(L.LightningModule):
         clip_loss = F.binary_cross_entropy_with_logits(clip_logits, label)
         return loss, clip_loss, torch.sigmoid(clip_logits), label
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def phonetic_loss(self, batch: UtteranceBatch) -> torch.Tensor:
+        """CTC loss of the phonetic head on a batch of whole utterances (``audioconv.utterances``)."""
+        wave, targets, lengths = batch
+        with running_stats_frozen(self.model):
+            features = self.model.embed(wave)
+        frames = torch.full((len(wave),), features.shape[-1], dtype=torch.int64, device=wave.device)
+        return self.phonetic_head.loss(features, frames, targets, lengths)
+
+    def training_step(self, batch: Batch | Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        spoken = None
+        if isinstance(batch, Mapping):  # the phonetic task is on (KeywordDataModule.train_dataloader)
+            batch, spoken = batch["clips"], batch["utterances"]
         loss, _, _, label = self._step(batch, adversarial=True)
+        if spoken is not None and self.phonetic_head is not None:
+            phoneme_loss = self.phonetic_loss(spoken)
+            self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
+            # weighted like the other two, so the epoch means add up as the step losses do
+            self.log("train/phonetic_loss", phoneme_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
+            loss = loss + self.phonetic_settings["weight"] * phoneme_loss
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
         return loss
 

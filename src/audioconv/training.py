@@ -32,10 +32,13 @@ REPORT_METRICS = ("accuracy", "precision", "recall", "auroc", "false_alarms_per_
 
 def build_datamodule(cfg: DictConfig) -> KeywordDataModule:
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    return KeywordDataModule(data, corpus_root=cfg.paths.corpus_root, seed=int(cfg.seed))
+    phonetic = OmegaConf.to_container(cfg.phonetic, resolve=True) if cfg.get("phonetic") else None
+    return KeywordDataModule(data, corpus_root=cfg.paths.corpus_root, seed=int(cfg.seed), phonetic_task=phonetic)
 
 
-def build_module(cfg: DictConfig, eval_splits: list[str], domains: Sequence[str] = ()) -> KeywordModule:
+def build_module(
+    cfg: DictConfig, eval_splits: list[str], domains: Sequence[str] = (), phonemes: Sequence[str] = ()
+) -> KeywordModule:
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model = hydra.utils.instantiate(model_config)
     return KeywordModule(
@@ -49,6 +52,8 @@ def build_module(cfg: DictConfig, eval_splits: list[str], domains: Sequence[str]
         loss=OmegaConf.to_container(cfg.loss, resolve=True) if cfg.get("loss") else None,
         adversary=OmegaConf.to_container(cfg.adversary, resolve=True) if cfg.get("adversary") else None,
         domains=tuple(domains),
+        phonetic=OmegaConf.to_container(cfg.phonetic, resolve=True) if cfg.get("phonetic") else None,
+        phonemes=tuple(phonemes),
     )
 
 
@@ -164,7 +169,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule.test_splits, datamodule.domains)
+    module = build_module(cfg, datamodule.test_splits, datamodule.domains, datamodule.phonemes)
     model = module.model
     if cfg.get("init_from"):
         start_from(model, Path(str(cfg.init_from)))
