@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
 from audioconv import phonetic, utterances
+from audioconv.data import ClipDataset, KeywordDataModule, WaveStore
 from audioconv.models import SpectrogramDetector
-from audioconv.module import KeywordModule, running_stats_frozen
+from audioconv.module import KeywordModule, norms_evaluating
 
 
 def fake_phonemize(words):
@@ -134,17 +138,48 @@ def small_module(weight: float) -> KeywordModule:
                          phonetic={"weight": weight}, phonemes=("a", "b", "c"))
 
 
-def test_running_statistics_stay_those_of_the_keyword_clips() -> None:
+def norm_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+def test_the_phonetic_pass_is_normalized_by_the_clips_statistics_and_leaves_them_alone() -> None:
     module = small_module(0.5)
     module.train()
-    before = {k: v.clone() for k, v in module.model.state_dict().items() if "running" in k}
-    with running_stats_frozen(module.model):
-        module.model.embed(torch.randn(2, 24000))
-    after = module.model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert all(m.momentum == 0.1 for m in module.model.modules() if isinstance(m, torch.nn.BatchNorm1d))  # restored
+    before = norm_buffers(module.model)
+    with norms_evaluating(module.model):
+        features = module.model.embed(torch.randn(2, 24000))
+    features.sum().backward()
+    after = norm_buffers(module.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running mean, variance and batch count
+    norms = [m for m in module.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.training for m in norms)  # back in training mode
+    assert all(m.weight.grad is not None for m in norms)  # their scales still learn from the task
     module.model.embed(torch.randn(2, 24000))
-    assert any(not torch.equal(before[k], module.model.state_dict()[k]) for k in before)  # outside it they move
+    assert any(not torch.equal(before[k], v) for k, v in norm_buffers(module.model).items())  # outside it they move
+
+
+def test_an_utterance_that_just_fits_sits_exactly_between_the_margins() -> None:
+    dataset = spoken_set([3000], [[1]], window=4000, margin=500)
+    for key in range(4):
+        filled = np.flatnonzero(dataset[key][0].numpy())
+        assert filled[0] == 500 and filled[-1] == 3499
+
+
+def test_adversary_and_phonetic_task_train_together(monkeypatch) -> None:
+    torch.manual_seed(0)
+    model = SpectrogramDetector(conv2d_channels=(4, 8), channels=16, dilations=(1, 2))
+    module = KeywordModule(model, {}, {"lr": 1e-3, "weight_decay": 0.0}, clip_seconds=1.0, adversary={"weight": 0.5},
+                           domains=("a", "b"), phonetic={"weight": 0.3}, phonemes=("x", "y"))
+    monkeypatch.setattr(module, "adversary_scale", lambda: 0.5)  # the ramp needs a trainer
+    module.train()
+    clips = (torch.randn(3, 16000), torch.tensor([1.0, 0.0, 0.0]), torch.tensor([[2000.0, 9000.0], [-1, -1], [-1, -1]]),
+             torch.tensor([0, 1, -1]))
+    spoken = (torch.randn(2, 32000), torch.tensor([[1, 2], [2, 0]]), torch.tensor([2, 1]))
+    loss = module.training_step({"clips": clips, "utterances": spoken}, 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for part in (module.model, module.adversary, module.phonetic_head):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 
 
 def test_the_training_loss_adds_the_weighted_ctc_loss() -> None:
@@ -156,7 +191,7 @@ def test_the_training_loss_adds_the_weighted_ctc_loss() -> None:
     keyword_only = module.training_step(clips, 0)
     both = module.training_step({"clips": clips, "utterances": spoken}, 0)
     ctc = module.phonetic_loss(spoken)
-    assert float(ctc) > 0
+    assert float(ctc.detach()) > 0
     torch.testing.assert_close(both, keyword_only + 0.5 * ctc)
     assert not any(k.startswith("phonetic") for k in module.model.state_dict())  # not among the shipped keys
     assert any(k.startswith("phonetic_head.") for k in module.state_dict())
@@ -167,3 +202,55 @@ def test_the_task_needs_its_inventory() -> None:
     with pytest.raises(ValueError, match="phoneme inventory"):
         KeywordModule(model, {}, {"lr": 1e-3, "weight_decay": 0.0}, clip_seconds=1.0, phonetic={"weight": 0.5})
     assert KeywordModule(model, {}, {"lr": 1e-3, "weight_decay": 0.0}, clip_seconds=1.0).phonetic_head is None
+
+
+def toy_datamodule(monkeypatch, weight: float, clips: int = 10) -> KeywordDataModule:
+    """A datamodule over made-up utterances (no corpus, no espeak-ng): 4 clips a batch, 2 utterances."""
+    original = phonetic.lexicon
+    monkeypatch.setattr(phonetic, "lexicon", lambda texts: original(texts, phonemize=fake_phonemize))
+    data = {"clips": {"sample_rate": 16000, "clip_seconds": 0.5}, "loader": {"batch_size": 4, "num_workers": 0}}
+    module = KeywordDataModule(data, corpus_root="unused", seed=5,
+                               phonetic_task={"weight": weight, "batch_size": 2, "window_seconds": 1.5, "margin_seconds": 0.25})
+    rows = [{"label": 0, "kind": "speech", "text": f"bo {'ab'[i % 2]}", "voice": "v", "engine": "e"} for i in range(clips)]
+    rows.append({"label": 0, "kind": "noise", "text": "", "voice": "", "engine": "noise"})
+    waves = WaveStore([np.full(6000 + 100 * i, 0.05, np.float32) for i in range(len(rows))])
+    module.datasets["train"] = ClipDataset(rows, waves, WaveStore([]), 8000, 5, None)
+    if weight > 0:
+        module.setup_phonetic(module.datasets["train"])
+    return module
+
+
+def test_without_the_task_the_training_loader_is_the_clips_alone(monkeypatch) -> None:
+    module = toy_datamodule(monkeypatch, 0.0)
+    assert module.utterances is None and module.phonemes == ()
+    assert isinstance(module.train_dataloader(), DataLoader)
+
+
+def test_each_clip_batch_comes_with_an_utterance_batch_seeded_by_epoch(monkeypatch) -> None:
+    module = toy_datamodule(monkeypatch, 0.3)
+    assert module.phonemes == ("a", "b", "o") and len(module.utterances.fits) == 11 - 1  # the noise row says nothing
+    loader = module.train_dataloader()
+    assert isinstance(loader, CombinedLoader)
+
+    def epoch(number: int) -> list[dict]:
+        for dataloader in loader.flattened:
+            dataloader.sampler.set_epoch(number)  # what Lightning's fit loop does for every loader
+        return [batch for batch, _, _ in iter(loader)]
+
+    first = epoch(0)
+    assert len(first) == 3  # ceil(11 clips / 4): the clips set the epoch
+    for batch in first:
+        waves, targets, lengths = batch["utterances"]
+        assert waves.shape == (2, 24000) and targets.shape[0] == 2
+        assert all(targets[i, : lengths[i]].tolist() in ([2, 3, 1], [2, 3, 2]) for i in range(2))  # "bo a" or "bo b"
+    again, second = epoch(0), epoch(1)
+    assert all(torch.equal(a["utterances"][0], b["utterances"][0]) for a, b in zip(first, again))
+    assert any(not torch.equal(a["utterances"][0], b["utterances"][0]) for a, b in zip(first, second))
+
+
+def test_every_rank_has_an_utterance_batch_for_each_clip_batch(monkeypatch) -> None:
+    module = toy_datamodule(monkeypatch, 0.3, clips=32)  # 33 clips
+    for world in (1, 2, 3, 4, 8):
+        draws = module.utterance_draws(world)
+        per_rank_clips = -(-(33 // world if world > 1 else 33) // 4)
+        assert (draws // world) // 2 >= per_rank_clips, world

@@ -176,7 +176,6 @@ class ClipDataset(Dataset):
         return augment.record(clip, aug, rng, self.noises, self.rooms, reference_rms), span
 
 
-
 CUT_FADE_SECONDS = 0.005  # the cut edge fades out over this, so the cut itself is no click to learn
 
 
@@ -401,16 +400,22 @@ class KeywordDataModule(L.LightningDataModule):
         self.phonemes = phonetic.inventory(pronunciations)
         targets = [phonetic.phoneme_targets(str(row["text"]), pronunciations, self.phonemes) if i in spoken else []
                    for i, row in enumerate(train.rows)]
-        clip_batches = -(-len(train) // int(self.loader["batch_size"]))
         self.utterances = utterances.UtteranceDataset(
             train.waves, targets, train.noises,
-            draws_per_epoch=clip_batches * settings["batch_size"],
+            draws_per_epoch=self.utterance_draws(world_size=1),  # train_dataloader sets it for the trainer's ranks
             window_samples=int(round(settings["window_seconds"] * self.sample_rate)),
             margin_samples=int(round(settings["margin_seconds"] * self.sample_rate)),
             seed=self.seed, augmentation=train.augmentation, rooms=train.rooms,
         )
-        log.info("phonetic task: %d of %d spoken utterances fit a %.1f s window, %d phonemes",
-                 len(self.utterances.fits), len(spoken), settings["window_seconds"], len(self.phonemes))
+        log.info("phonetic task: %d of %d spoken utterances fit a %.1f s window (%d longer ones left out), %d phonemes",
+                 len(self.utterances.fits), len(spoken), settings["window_seconds"], len(spoken) - len(self.utterances.fits),
+                 len(self.phonemes))
+
+    def utterance_draws(self, world_size: int) -> int:
+        """Utterances one epoch draws: on every rank at least as many utterance batches as clip batches."""
+        per_rank = -(-len(self.datasets["train"]) // world_size)
+        clip_batches = -(-per_rank // int(self.loader["batch_size"]))
+        return clip_batches * self.phonetic["batch_size"] * world_size
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
@@ -426,10 +431,14 @@ class KeywordDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader | CombinedLoader:
         """The keyword clips; with the phonetic task on, each batch also holds a batch of whole utterances
-        (``{"clips": ..., "utterances": ...}``, as many utterance batches as clip batches)."""
+        (``{"clips": ..., "utterances": ...}``). The epoch is the clips' (``min_size``): every rank draws at
+        least as many utterance batches as it has clip batches, so no clip batch is cut or repeated. The
+        utterances get workers of their own (``data.loader.num_workers`` more processes)."""
         clips = self._loader("train", shuffle=True)
         if self.utterances is None:
             return clips
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        self.utterances.draws = self.utterance_draws(world_size)
         workers = int(self.loader.get("num_workers", 0))
         spoken = DataLoader(
             self.utterances,
@@ -439,7 +448,7 @@ class KeywordDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             collate_fn=utterances.collate,
         )
-        return CombinedLoader({"clips": clips, "utterances": spoken}, mode="max_size_cycle")
+        return CombinedLoader({"clips": clips, "utterances": spoken}, mode="min_size")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)

@@ -118,21 +118,23 @@ def keyword_loss(
 
 
 @contextmanager
-def running_stats_frozen(model: torch.nn.Module) -> Iterator[None]:
-    """Batch norms normalize by the batch as usual but leave their running statistics alone.
+def norms_evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Batch norms normalize by their running statistics and leave them (and their batch count) alone.
 
-    The running statistics are what a scan normalizes by: they should describe
-    the keyword clips, not the phonetic task's longer, padded windows.
+    The running statistics are what a scan normalizes by: they describe the
+    keyword clips, and the phonetic task's longer windows, mostly silence and
+    noise around one utterance, should neither move them nor be normalized by
+    their own different statistics. Everything else (dropout, SpecAugment)
+    stays in training mode; gradients reach the norms' scales and shifts.
     """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [m.momentum for m in norms]
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
     for m in norms:
-        m.momentum = 0.0  # running = (1 - momentum) * running + momentum * batch
+        m.eval()
     try:
         yield
     finally:
-        for m, momentum in zip(norms, saved):
-            m.momentum = momentum
+        for m in norms:
+            m.train()
 
 
 class KeywordModule(L.LightningModule):
@@ -237,7 +239,7 @@ class KeywordModule(L.LightningModule):
     def phonetic_loss(self, batch: UtteranceBatch) -> torch.Tensor:
         """CTC loss of the phonetic head on a batch of whole utterances (``audioconv.utterances``)."""
         wave, targets, lengths = batch
-        with running_stats_frozen(self.model):
+        with norms_evaluating(self.model):
             features = self.model.embed(wave)
         frames = torch.full((len(wave),), features.shape[-1], dtype=torch.int64, device=wave.device)
         return self.phonetic_head.loss(features, frames, targets, lengths)
@@ -249,7 +251,8 @@ class KeywordModule(L.LightningModule):
         loss, _, _, label = self._step(batch, adversarial=True)
         if spoken is not None and self.phonetic_head is not None:
             phoneme_loss = self.phonetic_loss(spoken)
-            self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
+            if self.adversary is None:  # else _step logged it, without the engine loss
+                self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
             # weighted like the other two, so the epoch means add up as the step losses do
             self.log("train/phonetic_loss", phoneme_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
             loss = loss + self.phonetic_settings["weight"] * phoneme_loss

@@ -59,7 +59,11 @@ def phonetic_settings(phonetic: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def text_words(text: str) -> list[str]:
-    """The words of an utterance's text, lower case, punctuation dropped ("Welcome, Jo!" -> welcome, jo)."""
+    """The words of an utterance's text, lower case, punctuation dropped ("Welcome, Jo!" -> welcome, jo).
+
+    Letters a-z and apostrophes only: the synthesized corpus's texts are plain
+    ASCII words; a digit or an accented letter would split or shorten a word.
+    """
     return WORD.findall(text.lower().replace("’", "'"))
 
 
@@ -117,10 +121,16 @@ class PhoneticHead(nn.Module):
     def loss(self, features: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
         """Mean CTC loss per target phoneme over the batch.
 
-        ``frames [B]``: how many output frames of each item belong to it (the rest
-        is padding); ``targets [B, S]`` padded phoneme classes, ``target_lengths [B]``.
-        An item whose sequence cannot fit its frames contributes 0 (``zero_infinity``)
-        instead of an infinite loss.
+        ``frames [B]``: how many output frames each item has (all of them, for
+        windows of one length); ``targets [B, S]`` phoneme classes, 0-padded
+        after each item's ``target_lengths [B]``. An item whose sequence cannot
+        fit its frames contributes 0 (``zero_infinity``) instead of an infinite loss.
+
+        Computed on the CPU whatever the features' device: CUDA's CTC backward
+        has no deterministic version, and training runs with
+        ``deterministic=True``. The tensors are small (frames x batch x classes).
         """
         log_probs = self(features)
-        return F.ctc_loss(log_probs, targets, frames, target_lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+        loss = F.ctc_loss(log_probs.cpu(), targets.cpu(), frames.cpu(), target_lengths.cpu(), blank=BLANK,
+                          reduction="mean", zero_infinity=True)
+        return loss.to(features.device)

@@ -7,7 +7,7 @@ whole in a longer window is: its text, as phonemes. Each item is
 ``margin_seconds`` of room on each side (about half a receptive field, so the
 frames whose windows are centered on its first and last sounds exist), then
 recorded like a training clip (pitch, formants, room, noise, channel, level:
-``data.record``). Utterances too long for the window are left out; noise
+``augment.record``). Utterances too long for the window are left out; noise
 files say nothing and are left out.
 
 Reproducibility: like ``ClipDataset``, an item is a pure function of (seed,
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audioconv.augment import AugmentConfig, record
+from audioconv.augment import AugmentConfig, record, rms
 
 
 # wave [B, window], phoneme classes [B, S] (0-padded), how many of them each item has [B]
@@ -83,7 +83,8 @@ class UtteranceDataset(Dataset):
         offset = int(rng.integers(self.margin, self.window - self.margin - len(wave) + 1))
         window = np.zeros(self.window, dtype=np.float32)
         window[offset:offset + len(wave)] = wave
-        window = record(window, self.augmentation, rng, self.noises, self.rooms)
+        # the noise's SNR is relative to the utterance, not to the window's silence around it
+        window = record(window, self.augmentation, rng, self.noises, self.rooms, reference_rms=rms(wave))
         return torch.from_numpy(window), torch.tensor(self.targets[index], dtype=torch.int64)
 
 
