@@ -26,8 +26,9 @@ def fake_phonemize(words):
 def test_settings_fill_defaults_and_refuse_bad_values() -> None:
     assert phonetic.phonetic_settings(None) == phonetic.DEFAULT_PHONETIC
     assert phonetic.phonetic_settings({"weight": 0.3})["weight"] == 0.3
+    assert phonetic.phonetic_settings({"depth": 2})["depth"] == 2
     for bad in ({"weight": -1}, {"batch_size": 0}, {"window_seconds": 1.0, "margin_seconds": 0.5}, {"margin_seconds": -0.1},
-                {"weights": 1.0}):
+                {"weights": 1.0}, {"depth": -1}, {"depth": 1.5}, {"depth": "2"}, {"depth": True}):
         with pytest.raises(ValueError):
             phonetic.phonetic_settings(bad)
 
@@ -254,3 +255,35 @@ def test_every_rank_has_an_utterance_batch_for_each_clip_batch(monkeypatch) -> N
         draws = module.utterance_draws(world)
         per_rank_clips = -(-(33 // world if world > 1 else 33) // 4)
         assert (draws // world) // 2 >= per_rank_clips, world
+
+
+@pytest.mark.parametrize("model_name", ["spectrogram", "conv1d"])
+def test_shallower_features_have_the_same_hop_and_more_frames(model_name: str) -> None:
+    from audioconv.models import Conv1dDetector
+
+    torch.manual_seed(0)
+    model = (SpectrogramDetector(conv2d_channels=(4, 8), channels=16, dilations=(1, 2, 4)) if model_name == "spectrogram"
+             else Conv1dDetector(channels=16, dilations=(1, 2, 4))).eval()
+    wave = torch.randn(2, 32000)
+    full = model.embed(wave)
+    torch.testing.assert_close(model.embed(wave, depth=None), full)
+    torch.testing.assert_close(model.embed(wave, depth=3), full)  # every block
+    torch.testing.assert_close(model.head(full).squeeze(1), model(wave))  # what the head reads
+    frames = [model.embed(wave, depth=d).shape[-1] for d in range(4)]
+    assert frames == sorted(frames, reverse=True) and frames[0] > frames[-1] == full.shape[-1]
+    trimmed = [frames[d] - frames[d + 1] for d in range(3)]  # (kernel - 1) * dilation frames per block, unpadded
+    assert trimmed[1] == 2 * trimmed[0] and trimmed[2] == 4 * trimmed[0]
+
+
+def test_the_task_on_shallower_features_trains_those_layers_only() -> None:
+    torch.manual_seed(0)
+    model = SpectrogramDetector(conv2d_channels=(4, 8), channels=16, dilations=(1, 2), dropout=0.0, freq_mask=0, time_mask=0)
+    module = KeywordModule(model, {}, {"lr": 1e-3, "weight_decay": 0.0}, clip_seconds=1.0,
+                           phonetic={"weight": 0.5, "depth": 1}, phonemes=("a", "b", "c"))
+    module.train()
+    spoken = (torch.randn(2, 32000), torch.tensor([[1, 2, 3], [3, 0, 0]]), torch.tensor([3, 1]))
+    module.phonetic_loss(spoken).backward()
+    assert all(p.grad is None for p in model.blocks[1].parameters())  # after the tap: untouched
+    assert all(p.grad is None for p in model.head.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.blocks[0].parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.conv2d.parameters())

@@ -240,7 +240,7 @@ class KeywordModule(L.LightningModule):
         """CTC loss of the phonetic head on a batch of whole utterances (``audioconv.utterances``)."""
         wave, targets, lengths = batch
         with norms_evaluating(self.model):
-            features = self.model.embed(wave)
+            features = self.model.embed(wave, depth=self.phonetic_settings["depth"])
         frames = torch.full((len(wave),), features.shape[-1], dtype=torch.int64, device=wave.device)
         return self.phonetic_head.loss(features, frames, targets, lengths)
 

@@ -11,8 +11,10 @@ that pressure as an auxiliary loss, used in training only:
   pronunciation whichever engine spoke it (espeak-ng's en-us IPA, one word at a
   time, stress dropped: ``phoneme_targets``);
 - a 1x1 convolution (``PhoneticHead``) reads the hidden features the keyword
-  head reads (``Detector.embed``: one vector per 20 ms frame) and emits
-  phoneme log-probabilities per frame;
+  head reads (``Detector.embed``: one vector per 20 ms frame), or with
+  ``phonetic.depth`` those after the first few temporal blocks, whose
+  windows (~0.15-0.3 s instead of ~0.95 s) span a few sounds rather than a
+  dozen, and emits phoneme log-probabilities per frame;
 - CTC (connectionist temporal classification) scores them against the
   utterance's phoneme sequence, with no alignment needed: the corpus knows
   what each utterance says, not when each sound is said.
@@ -36,7 +38,7 @@ from torch import nn
 
 from audioconv.corpus.similar import Phonemizer, espeak_phonemes, phoneme_symbols
 
-DEFAULT_PHONETIC = {"weight": 0.0, "batch_size": 8, "window_seconds": 4.0, "margin_seconds": 0.5}
+DEFAULT_PHONETIC = {"weight": 0.0, "batch_size": 8, "window_seconds": 4.0, "margin_seconds": 0.5, "depth": None}
 BLANK = 0  # CTC's "no new symbol" class; phoneme i of the inventory is class i + 1
 WORD = re.compile(r"[a-z']+")
 
@@ -55,7 +57,10 @@ def phonetic_settings(phonetic: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"phonetic.batch_size must be >= 1, not {batch_size}")
     if margin < 0 or window <= 2 * margin:
         raise ValueError(f"phonetic.window_seconds ({window}) must exceed twice phonetic.margin_seconds ({margin}), which is >= 0")
-    return {"weight": weight, "batch_size": batch_size, "window_seconds": window, "margin_seconds": margin}
+    depth = settings["depth"]
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise ValueError(f"phonetic.depth must be null (every temporal block) or a whole number >= 0, not {depth!r}")
+    return {"weight": weight, "batch_size": batch_size, "window_seconds": window, "margin_seconds": margin, "depth": depth}
 
 
 def text_words(text: str) -> list[str]:

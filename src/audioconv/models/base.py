@@ -68,8 +68,14 @@ class Detector(nn.Module):
         only branch. Streaming finds each branch's time layers in turn (``audioconv.streaming``)."""
         return [self]
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """The hidden features [B, C, T'] that the 1x1 head turns into frame logits (domain-adversarial training)."""
+    def embed(self, wave: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """The hidden features [B, C, T'] that the 1x1 head turns into frame logits (domain-adversarial training).
+
+        ``depth``: stop after that many temporal blocks (0: before the first), for a
+        training signal on shallower features (``phonetic.depth``); their frames have
+        the same hop, but more of them, since fewer layers have trimmed the edges.
+        None: every block, what the head reads.
+        """
         raise NotImplementedError
 
     @property

@@ -97,10 +97,11 @@ class Conv1dDetector(Detector):
         envelope = self.pool(self.filterbank(wave.unsqueeze(1)).abs())
         return torch.log(envelope + self.log_floor)
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame)."""
+    def embed(self, wave: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame);
+        ``depth``: after that many temporal blocks only (``Detector.embed``)."""
         x = self.filter_norm(self.features(wave))
-        return self.blocks(self.downsample(x))
+        return self.blocks[:depth](self.downsample(x))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(wave)).squeeze(1)

@@ -130,12 +130,13 @@ class SpectrogramDetector(Detector):
         """The log-mel image the CNN looks at: wave [B, T] -> [B, n_mels, frames]."""
         return self.frontend(wave)
 
-    def embed(self, wave: torch.Tensor) -> torch.Tensor:
-        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame)."""
+    def embed(self, wave: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame);
+        ``depth``: after that many temporal blocks only (``Detector.embed``)."""
         x = self.specaugment(self.input_norm(self.features(wave)))
         x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
         x = self.fold(x.flatten(1, 2))  # frequency folded into channels
-        return self.blocks(x)
+        return self.blocks[:depth](x)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(wave)).squeeze(1)
