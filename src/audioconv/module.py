@@ -214,6 +214,8 @@ class KeywordModule(L.LightningModule):
         ``adversarial`` (training, with ``adversary.weight > 0``): the loss is the
         keyword loss plus the engine classifier's, whose gradient reaches the
         detector reversed (``audioconv.adversary``); both parts are logged apart.
+        In training with any auxiliary loss (the adversary's, the phonetic task's)
+        the keyword loss alone is logged as ``train/keyword_loss``.
         """
         wave, label, span, domain = batch
         features = None
@@ -223,10 +225,11 @@ class KeywordModule(L.LightningModule):
         else:
             logits = self.model(wave)
         loss = keyword_loss(logits, label, span, self.hop, self.receptive_field, self.loss_settings)
+        if adversarial and (self.adversary is not None or self.phonetic_head is not None):
+            self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
         if features is not None:
             scale = self.adversary_scale()
             engine_loss, right, count = self.adversary.loss(features, domain, scale)
-            self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
             self.log("train/adversary_scale", scale, on_step=True, on_epoch=False, batch_size=len(label))
             if int(count) > 0:
                 self.log("train/engine_loss", engine_loss, on_step=False, on_epoch=True, batch_size=int(count))
@@ -251,8 +254,6 @@ class KeywordModule(L.LightningModule):
         loss, _, _, label = self._step(batch, adversarial=True)
         if spoken is not None and self.phonetic_head is not None:
             phoneme_loss = self.phonetic_loss(spoken)
-            if self.adversary is None:  # else _step logged it, without the engine loss
-                self.log("train/keyword_loss", loss, on_step=False, on_epoch=True, batch_size=len(label))
             # weighted like the other two, so the epoch means add up as the step losses do
             self.log("train/phonetic_loss", phoneme_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(label))
             loss = loss + self.phonetic_settings["weight"] * phoneme_loss

@@ -66,10 +66,11 @@ def phonetic_settings(phonetic: Mapping[str, Any] | None) -> dict[str, Any]:
 def text_words(text: str) -> list[str]:
     """The words of an utterance's text, lower case, punctuation dropped ("Welcome, Jo!" -> welcome, jo).
 
-    Letters a-z and apostrophes only: the synthesized corpus's texts are plain
-    ASCII words; a digit or an accented letter would split or shorten a word.
+    Letters a-z and apostrophes only (a lone apostrophe is no word): the
+    synthesized corpus's texts are plain ASCII words; a digit or an accented
+    letter would split or shorten a word.
     """
-    return WORD.findall(text.lower().replace("’", "'"))
+    return [word for word in WORD.findall(text.lower().replace("’", "'")) if word.strip("'")]
 
 
 def sounds(ipa: str) -> tuple[str, ...]:
@@ -86,7 +87,7 @@ def sounds(ipa: str) -> tuple[str, ...]:
 
 def lexicon(texts: Iterable[str], phonemize: Phonemizer = espeak_phonemes) -> dict[str, tuple[str, ...]]:
     """Each distinct word of ``texts`` as phoneme symbols: one espeak-ng process for all of them."""
-    words = sorted({w for text in texts for w in text_words(text) if w.strip("'")})
+    words = sorted({w for text in texts for w in text_words(text)})
     return {word: sounds(ipa) for word, ipa in zip(words, phonemize(words))}
 
 
@@ -103,8 +104,6 @@ def phoneme_targets(text: str, pronunciations: Mapping[str, Sequence[str]], symb
     index = {symbol: i + 1 for i, symbol in enumerate(symbols)}
     targets: list[int] = []
     for word in text_words(text):
-        if not word.strip("'"):
-            continue
         for symbol in pronunciations[word]:
             targets.append(index[symbol])
     return targets
