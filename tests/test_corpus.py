@@ -225,21 +225,26 @@ def test_extra_negatives_are_parts_of_their_own(built):
     cfg, manifest, rows = built
     engine = "espeak"
     more = copy.deepcopy(cfg)
-    more["extra_speech"], more["extra_confusable"] = {engine: 6}, {engine: 4}
+    more["extra_speech"], more["extra_confusable"], more["extra_keyword"] = {engine: 6}, {engine: 4}, {engine: 3}
     assert build.part_dir(more, engine, "/r") == build.part_dir(cfg, engine, "/r")  # the own part: same key
     assert corpus.corpus_dir(more, "/r") != corpus.corpus_dir(cfg, "/r")
-    without_keys = {k: v for k, v in cfg.items() if k not in ("extra_speech", "extra_confusable")}
-    for unchanged in ({**cfg, "extra_speech": {engine: 0}, "extra_confusable": {engine: 0}}, without_keys):
+    without_keys = {k: v for k, v in cfg.items() if k not in ("extra_speech", "extra_confusable", "extra_keyword")}
+    for unchanged in ({**cfg, "extra_speech": {engine: 0}, "extra_confusable": {engine: 0}, "extra_keyword": {engine: 0}},
+                      without_keys):
         assert corpus.corpus_dir(unchanged, "/r") == corpus.corpus_dir(cfg, "/r")
     root = manifest.parent.parent  # the shared corpus's parts are reused: only the extra part is synthesized
     with_extra = corpus.read_manifest(corpus.build_corpus(more, root, workers=2))
     extra = [r for r in with_extra if f"{engine}+speech-" in r["path"]]
     confusable = [r for r in with_extra if f"{engine}+confusable-" in r["path"]]
-    assert [r for r in with_extra if r not in extra + confusable] == rows  # every own row, in its split
+    keywords = [r for r in with_extra if f"{engine}+keyword-" in r["path"]]
+    assert [r for r in with_extra if r not in extra + confusable + keywords] == rows  # every own row, in its split
     assert len(extra) == 6 and {(r["kind"], r["label"], r["engine"]) for r in extra} == {("speech", 0, engine)}
     assert len(confusable) == 4 and {(r["kind"], r["label"]) for r in confusable} == {("confusable", 0)}
+    assert len(keywords) == 3 and {(r["kind"], r["label"]) for r in keywords} == {("keyword", 1)}
+    for row in keywords:  # a keyword span inside the file, as in the own part
+        assert 0 <= float(row["kw_start"]) < float(row["kw_end"]) <= float(row["duration"])
     voices = {r["voice"]: r["split"] for r in rows}
-    assert all(voices[r["voice"]] == r["split"] for r in extra)  # the own part's voices, in their splits
+    assert all(voices[r["voice"]] == r["split"] for r in extra + keywords)  # the own part's voices, in their splits
     # its own draws: not the sentences a part seeded like the engine's own would say
     settings = build.part_settings(more, f"{engine}+speech")
     as_own = plan_items(CorpusConfig.from_mapping(more), ENGINES[engine], settings)
@@ -268,7 +273,7 @@ def test_extra_speech_keeps_to_the_own_parts_voices_and_the_held_out_split():
                                             "festival:kal_diphone"]  # the held-out voice's extra row is gone
 
 
-@pytest.mark.parametrize("section", ["extra_speech", "extra_confusable"])
+@pytest.mark.parametrize("section", ["extra_keyword", "extra_speech", "extra_confusable"])
 @pytest.mark.parametrize("value", [-1, None, 2.5, [3]])
 def test_extra_counts_are_checked(section, value):
     with pytest.raises(ValueError, match=f"{section}: counts must be whole numbers"):

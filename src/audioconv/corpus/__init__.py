@@ -6,12 +6,12 @@ Layout of the package, one job per module:
 * ``texts`` — what is said (keyword utterances, other speech, confusables);
 * ``engines/`` — how it is said: espeak-ng, festival, SVOX Pico, Piper, Kokoro, one module each;
 * ``noise`` — noise-only files; ``plan`` — every file decided up front from the seed;
-* ``build`` — one part synthesized (an engine's own, its extra negatives, or noise), resumable and parallel; ``view`` — parts joined, splits assigned;
+* ``build`` — one part synthesized (an engine's own, its extra utterances, or noise), resumable and parallel; ``view`` — parts joined, splits assigned;
 * ``manifest`` — the CSV everything else reads; ``users`` — a user's own recordings as rows.
 
 ``build_corpus(cfg, root)`` is the door: it builds every part the config uses
 that is missing (each cached under ``root/<part>-<key>/``: an engine, its extra
-negatives ``<engine>+speech`` / ``<engine>+confusable``, the noise), writes the
+utterances ``<engine>+keyword`` / ``<engine>+speech`` / ``<engine>+confusable``, the noise), writes the
 view and returns its ``manifest.csv``. ``data``, ``streams`` and ``mining`` need
 only that manifest (``read_manifest``).
 """
@@ -44,7 +44,7 @@ def corpus_dir(cfg: Mapping[str, Any], root: str | os.PathLike) -> Path:
 
 
 def used_parts(cfg: Mapping[str, Any]) -> list[str]:
-    """The engines the config uses, their extra parts (``extra_speech``, ``extra_confusable``), then the noise."""
+    """The engines the config uses, their extra parts (``extra_keyword``, ``extra_speech``, ``extra_confusable``), then the noise."""
     values = plain(cfg)
     sections = {name: values.get(name) or {} for name in EXTRA_KINDS.values()}
     for what, names in (("use", values["use"]), *sections.items()):

@@ -1,4 +1,4 @@
-"""Synthesize one part of the corpus (an engine's speech, its extra negatives, or the noise files), resumably and in parallel.
+"""Synthesize one part of the corpus (an engine's speech, its extra utterances, or the noise files), resumably and in parallel.
 
 * **Crash-safe and resumable.** Each wav is written atomically with a small
   JSON side file (samples, keyword span); a rerun skips items that have both.

@@ -1,8 +1,8 @@
 """The ``data.corpus`` settings: what the texts are, how files are finished, and the keys that cache them.
 
 The corpus is built in **parts**, one per speech engine (plus one of noise, and
-one of extra negatives per engine in ``extra_speech`` / ``extra_confusable``:
-``<engine>+speech``, ``<engine>+confusable``),
+one of extra utterances per engine and kind in ``extra_keyword`` / ``extra_speech`` /
+``extra_confusable``: ``<engine>+keyword``, ``<engine>+speech``, ``<engine>+confusable``),
 each cached under ``<corpus_root>/<part>-<key>/`` where the key hashes only
 what changes that part's audio: the seed, the shared text and finishing
 settings, and that engine's own section. A **view** (``view-<key>/``) then
@@ -25,10 +25,10 @@ BUILDER_VERSION = 2
 # Settings that change how fast the corpus is built, not what it contains: left out of every key.
 EXECUTION_KEYS = ("timeout_seconds", "chunk")
 # Sections of the corpus settings that are not shared text/finishing settings.
-SECTION_KEYS = ("engines", "noise", "use", "splits", "extra_speech", "extra_confusable")
-# More negatives of one kind from an engine's voices: a part of its own per engine and kind, "pico+speech"
-# or "pico+confusable", sized by the section named here (utterances per engine).
-EXTRA_KINDS = {"speech": "extra_speech", "confusable": "extra_confusable"}
+SECTION_KEYS = ("engines", "noise", "use", "splits", "extra_keyword", "extra_speech", "extra_confusable")
+# More utterances of one kind from an engine's voices (keywords, or negatives): a part of its own per engine and
+# kind, "pico+keyword", "pico+speech" or "pico+confusable", sized by the section named here (utterances per engine).
+EXTRA_KINDS = {"keyword": "extra_keyword", "speech": "extra_speech", "confusable": "extra_confusable"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def shared_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def engine_of(part: str) -> str:
-    """The engine that speaks a part: ``pico`` for ``pico`` and for its extra negatives ``pico+speech``."""
+    """The engine that speaks a part: ``pico`` for ``pico`` and for its extra utterances ``pico+speech``."""
     return part.split("+", 1)[0]
 
 
@@ -129,7 +129,7 @@ def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
     """The extra parts a view joins: for each kind in ``EXTRA_KINDS``, the engines of its section with a
     count > 0 that the view uses and does not hold out.
 
-    A held-out engine's extra negatives would only land in the held-out split, where the cross-engine streams
+    A held-out engine's extra utterances would only land in the held-out split, where the cross-engine streams
     are composed from; leaving them out keeps those streams what they were without them.
     """
     values = plain(cfg)
@@ -147,8 +147,8 @@ def extra_parts(cfg: Mapping[str, Any]) -> list[str]:
 
 def part_section(cfg: Mapping[str, Any], part: str) -> dict[str, Any]:
     """One part's own settings: ``noise``, ``engines.<part>``, or for ``<engine>+<kind>`` the engine's
-    section speaking ``extra_<kind>.<engine>`` utterances of that kind (ordinary speech or confusable
-    words) and nothing else."""
+    section speaking ``extra_<kind>.<engine>`` utterances of that kind (keywords, ordinary speech or
+    confusable words) and nothing else."""
     values = plain(cfg)
     if part == "noise":
         return values["noise"]

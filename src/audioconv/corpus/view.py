@@ -14,7 +14,7 @@ For each voice, in order:
 
 Noise files get ``val``/``test``/``train`` per file by the same kind of hash.
 
-An engine's extra negatives (``<engine>+speech``, ``<engine>+confusable``) follow
+An engine's extra utterances (``<engine>+keyword``, ``<engine>+speech``, ``<engine>+confusable``) follow
 its voices' splits. They are not joined for a held-out engine (``settings.extra_parts``)
 nor kept for a held-out voice: the held-out split is the same with or without them.
 """
