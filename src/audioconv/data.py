@@ -272,10 +272,19 @@ class EpochSampler(Sampler[int]):
 
     Lightning calls ``set_epoch`` at the start of every epoch (and when it
     resumes), so a resumed run draws the same clips as an uninterrupted one.
+
+    With ``weights`` (one per item, summing to 1) an epoch is N draws with
+    replacement instead of a permutation: an item drawn again in the same
+    epoch is keyed as epoch ``epoch * N + r`` for its ``r``-th repeat, so each
+    draw gets its own clip (offset, context, noise) rather than a copy.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+    def __init__(self, size: int, seed: int, shuffle: bool, weights: np.ndarray | None = None) -> None:
         self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+        if weights is not None and (len(weights) != size or not np.isclose(float(np.sum(weights)), 1.0)):
+            raise ValueError(f"sampling weights: {len(weights)} summing to {float(np.sum(weights)):.3f}, "
+                             f"expected {size} summing to 1")
+        self.weights = weights
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -285,24 +294,62 @@ class EpochSampler(Sampler[int]):
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
-    def _indices(self) -> np.ndarray:
+    def _keys(self) -> np.ndarray:
+        """This epoch's keys for every rank, in order."""
         if not self.shuffle:
             return np.arange(self.size)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.weights is None:
+            return self.epoch * self.size + rng.permutation(self.size)
+        indices = rng.choice(self.size, size=self.size, replace=True, p=self.weights)
+        seen: dict[int, int] = {}
+        repeats = np.empty(self.size, dtype=np.int64)
+        for position, index in enumerate(indices.tolist()):
+            repeats[position] = seen.get(index, 0)
+            seen[index] = repeats[position] + 1
+        return (self.epoch * self.size + repeats) * self.size + indices
 
     def __iter__(self) -> Iterator[int]:
         rank, world = self._shard()
-        indices = self._indices()
-        per_rank = len(indices) // world if self.shuffle and world > 1 else None
-        shard = indices[rank::world][:per_rank] if world > 1 else indices
-        offset = self.epoch * self.size if self.shuffle else 0
-        return iter((offset + shard).tolist())
+        keys = self._keys()
+        per_rank = len(keys) // world if self.shuffle and world > 1 else None
+        shard = keys[rank::world][:per_rank] if world > 1 else keys
+        return iter(shard.tolist())
 
     def __len__(self) -> int:
         rank, world = self._shard()
         if world == 1:
             return self.size
         return self.size // world if self.shuffle else len(range(rank, self.size, world))
+
+
+def engine_weights(rows: Sequence[Mapping[str, Any]], power: float) -> np.ndarray | None:
+    """Sampling weights that draw each engine's utterances in proportion to ``count ** power``.
+
+    The corpus holds very different amounts per engine (espeak-ng 3,000
+    utterances, Kokoro 270): drawn as they are, the training set is mostly the
+    engine least like natural speech. ``power`` 1 keeps the corpus's shares
+    (None: a plain permutation, as without weights), 0 draws every engine
+    equally often, 0.5 is in between. Noise files and a user's own recordings
+    keep their share; within an engine every row is drawn equally often.
+    """
+    if power == 1.0:
+        return None
+    if power < 0:
+        raise ValueError(f"data.loader.engine_power must be >= 0, got {power}")
+    groups = [str(r.get("engine")) if r["kind"] != "noise" and r.get("engine") != corpus.USER_ENGINE else None
+              for r in rows]
+    counts: dict[str, int] = {}
+    for group in groups:
+        if group is not None:
+            counts[group] = counts.get(group, 0) + 1
+    if not counts:
+        return None
+    speech_rows = sum(counts.values())
+    mass = {engine: count ** power for engine, count in counts.items()}
+    share = {engine: speech_rows * m / sum(mass.values()) for engine, m in mass.items()}  # rows' worth of draws
+    weights = np.array([1.0 if g is None else share[g] / counts[g] for g in groups], dtype=np.float64)
+    return weights / weights.sum()
 
 
 def training_engines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -423,7 +470,8 @@ class KeywordDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=int(self.loader["batch_size"]),
-            sampler=EpochSampler(len(dataset), self.seed, shuffle),
+            sampler=EpochSampler(len(dataset), self.seed, shuffle,
+                                 weights=engine_weights(dataset.rows, float(self.loader.get("engine_power", 1.0))) if shuffle else None),
             num_workers=workers,
             persistent_workers=workers > 0,
             drop_last=False,
