@@ -45,9 +45,10 @@ def test_power_one_half_draws_in_proportion_to_the_square_root_of_the_counts() -
     assert shares["espeak"] / shares["kokoro"] == pytest.approx(20 / 5)
 
 
-def test_a_negative_power_is_refused() -> None:
-    with pytest.raises(ValueError, match="engine_power must be >= 0"):
-        engine_weights(corpus_rows({"espeak": 3}), -0.5)
+@pytest.mark.parametrize("power", [-0.5, float("nan"), float("inf")])
+def test_a_power_that_is_not_a_number_at_least_zero_is_refused(power) -> None:
+    with pytest.raises(ValueError, match="engine_power must be a number >= 0"):
+        engine_weights(corpus_rows({"espeak": 3}), power)
 
 
 def test_without_weights_an_epoch_is_a_seeded_permutation_keyed_by_epoch() -> None:
@@ -74,22 +75,32 @@ def test_weighted_epochs_draw_by_weight_and_every_draw_has_its_own_key() -> None
     assert counts[:4].mean() / counts[4:].mean() == pytest.approx(20.0, rel=0.25)
 
 
-def test_weighted_shards_split_one_epochs_draws_between_ranks(monkeypatch) -> None:
-    weights = np.linspace(1, 3, 30)
-    sampler = EpochSampler(30, 1, shuffle=True, weights=weights / weights.sum())
+@pytest.mark.parametrize("world", [2, 3])
+def test_weighted_shards_split_one_epochs_draws_between_ranks(monkeypatch, world) -> None:
+    weights = np.linspace(1, 3, 31)
+    sampler = EpochSampler(31, 1, shuffle=True, weights=weights)
     sampler.set_epoch(2)
     whole = list(sampler)
     shards = []
-    for rank in (0, 1):
-        monkeypatch.setattr(sampler, "_shard", lambda rank=rank: (rank, 2))
+    for rank in range(world):
+        monkeypatch.setattr(sampler, "_shard", lambda rank=rank: (rank, world))
         shards.append(list(sampler))
-        assert len(shards[-1]) == len(sampler) == 15
-    assert sorted(shards[0] + shards[1]) == sorted(whole)
+        assert len(shards[-1]) == len(sampler) == 31 // world  # every rank the same number of batches
+    drawn = sorted(k for shard in shards for k in shard)
+    assert len(set(drawn)) == len(drawn) and set(drawn) <= set(whole)
 
 
-def test_weights_must_fit_the_dataset() -> None:
-    with pytest.raises(ValueError, match="expected 5 summing to 1"):
-        EpochSampler(5, 0, shuffle=True, weights=np.full(4, 0.25))
+@pytest.mark.parametrize("weights", [np.full(4, 0.25), np.array([1, 1, -1, 1, 1.0]), np.array([1, np.nan, 1, 1, 1]),
+                                     np.zeros(5)])
+def test_weights_must_fit_the_dataset(weights) -> None:
+    with pytest.raises(ValueError, match="expected 5 finite weights >= 0"):
+        EpochSampler(5, 0, shuffle=True, weights=weights)
+
+
+def test_weights_are_normalized_so_that_any_scale_draws_the_same() -> None:
+    first = EpochSampler(20, 4, shuffle=True, weights=np.arange(1.0, 21.0) * (1 + 2e-6))
+    second = EpochSampler(20, 4, shuffle=True, weights=np.arange(1.0, 21.0) / 7)
+    assert list(first) == list(second)
 
 
 def test_a_row_drawn_twice_in_one_epoch_gives_two_different_clips() -> None:
@@ -116,3 +127,6 @@ def test_the_training_loader_draws_by_engine_power_and_evaluation_loaders_do_not
     assert mass(rows, train.weights)["kokoro"] == pytest.approx(0.5)
     assert module.val_dataloader().sampler.weights is None
     assert list(module.val_dataloader().sampler) == list(range(20))
+    for loader in ({"batch_size": 4, "num_workers": 0}, {"batch_size": 4, "num_workers": 0, "engine_power": 1.0}):
+        module.loader = loader  # the default: a plain permutation
+        assert module.train_dataloader().sampler.weights is None
