@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -331,6 +332,11 @@ class EpochSampler(Sampler[int]):
         return self.size // world if self.shuffle else len(range(rank, self.size, world))
 
 
+def synthesis_engine(row: Mapping[str, Any]) -> str | None:
+    """The speech engine that spoke a row; None for a noise file or a user's own recording."""
+    return str(row.get("engine")) if row["kind"] != "noise" and row.get("engine") != corpus.USER_ENGINE else None
+
+
 def engine_weights(rows: Sequence[Mapping[str, Any]], power: float) -> np.ndarray | None:
     """Sampling weights that draw each engine's utterances in proportion to ``count ** power``.
 
@@ -349,12 +355,8 @@ def engine_weights(rows: Sequence[Mapping[str, Any]], power: float) -> np.ndarra
         return None
     if not (math.isfinite(power) and power >= 0):
         raise ValueError(f"data.loader.engine_power must be a number >= 0, got {power}")
-    groups = [str(r.get("engine")) if r["kind"] != "noise" and r.get("engine") != corpus.USER_ENGINE else None
-              for r in rows]
-    counts: dict[str, int] = {}
-    for group in groups:
-        if group is not None:
-            counts[group] = counts.get(group, 0) + 1
+    groups = [synthesis_engine(r) for r in rows]
+    counts = Counter(group for group in groups if group is not None)
     if not counts:
         return None
     speech_rows = sum(counts.values())
@@ -366,7 +368,7 @@ def engine_weights(rows: Sequence[Mapping[str, Any]], power: float) -> np.ndarra
 
 def training_engines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The engines that spoke the given rows (noise and the user's recordings excluded), sorted: the same classes in every run."""
-    return sorted({str(r.get("engine")) for r in rows if r["kind"] != "noise" and r.get("engine") != corpus.USER_ENGINE})
+    return sorted({engine for engine in map(synthesis_engine, rows) if engine is not None})
 
 
 class KeywordDataModule(L.LightningDataModule):
