@@ -1,11 +1,12 @@
-"""How training clips are drawn: the seeded epoch order, and engines drawn in proportion to count ** power."""
+"""How training clips are drawn: the seeded epoch order, engines drawn in proportion to count ** power, and the
+share of a user's own recordings."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from audioconv.data import ClipDataset, EpochSampler, KeywordDataModule, WaveStore, engine_weights
+from audioconv.data import ClipDataset, EpochSampler, KeywordDataModule, WaveStore, engine_weights, with_user_share
 
 
 def corpus_rows(counts: dict[str, int], noise: int = 0, user: int = 0) -> list[dict]:
@@ -130,3 +131,42 @@ def test_the_training_loader_draws_by_engine_power_and_evaluation_loaders_do_not
     for loader in ({"batch_size": 4, "num_workers": 0}, {"batch_size": 4, "num_workers": 0, "engine_power": 1.0}):
         module.loader = loader  # the default: a plain permutation
         assert module.train_dataloader().sampler.weights is None
+
+
+def test_user_share_gives_your_recordings_that_share_and_keeps_the_rest_in_proportion() -> None:
+    rows = corpus_rows({"espeak": 60, "kokoro": 10}, noise=10, user=4)
+    weights = with_user_share(rows, None, 0.25)
+    shares = mass(rows, weights)
+    assert weights.sum() == pytest.approx(1.0)
+    assert shares["user"] == pytest.approx(0.25)
+    assert shares["espeak"] / shares["kokoro"] == pytest.approx(6.0) and shares["noise"] / shares["kokoro"] == pytest.approx(1.0)
+    balanced = with_user_share(rows, engine_weights(rows, 0.0), 0.25)  # on top of engine_power
+    shares = mass(rows, balanced)
+    assert shares["user"] == pytest.approx(0.25) and shares["espeak"] == pytest.approx(shares["kokoro"])
+
+
+def test_user_share_null_changes_nothing_and_a_bad_share_or_no_recordings_is_refused() -> None:
+    rows = corpus_rows({"espeak": 6}, user=2)
+    assert with_user_share(rows, None, None) is None
+    given = engine_weights(rows, 0.0)
+    assert with_user_share(rows, given, None) is given
+    for share in (0.0, 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="user_share must be between 0 and 1"):
+            with_user_share(rows, None, share)
+    with pytest.raises(ValueError, match="holds none of your recordings"):
+        with_user_share(corpus_rows({"espeak": 6}), None, 0.2)
+
+
+def test_the_training_loader_draws_your_recordings_at_their_share() -> None:
+    data = {"clips": {"sample_rate": 16000, "clip_seconds": 0.5},
+            "loader": {"batch_size": 4, "num_workers": 0, "user_share": 0.5}}
+    module = KeywordDataModule(data, corpus_root="unused", seed=5)
+    rows = corpus_rows({"espeak": 38}, user=2)
+    waves = WaveStore([np.zeros(9000, np.float32) for _ in rows])
+    module.datasets["train"] = ClipDataset(rows, waves, WaveStore([]), 8000, 5, None)
+    module.datasets["val"] = ClipDataset(rows, waves, WaveStore([]), 8000, 5, None)
+    sampler = module.train_dataloader().sampler
+    sampler.set_epoch(0)
+    drawn = [rows[key % len(rows)]["engine"] for key in sampler]
+    assert len(drawn) == 40 and 10 <= drawn.count("user") <= 30  # ~20 of 40 draws, not 2
+    assert module.val_dataloader().sampler.weights is None

@@ -366,6 +366,30 @@ def engine_weights(rows: Sequence[Mapping[str, Any]], power: float) -> np.ndarra
     return weights / weights.sum()
 
 
+def with_user_share(rows: Sequence[Mapping[str, Any]], weights: np.ndarray | None, share: float | None) -> np.ndarray | None:
+    """Sampling weights that give a user's own recordings ``share`` of the draws (None: their share of the rows).
+
+    Fine-tuning on your own voice mixes a few dozen recordings into thousands
+    of synthesized clips: drawn as they are, they are under 1 % of an epoch
+    and barely move the model. A share (e.g. 0.2) draws them that often, with
+    replacement, every draw a new clip (``EpochSampler``); the rest keep their
+    relative weights (``weights``, or uniform).
+    """
+    if share is None:
+        return weights
+    share = float(share)
+    if not (0.0 < share < 1.0):
+        raise ValueError(f"data.loader.user_share must be between 0 and 1 (exclusive), got {share}")
+    mine = np.array([r.get("engine") == corpus.USER_ENGINE for r in rows], dtype=bool)
+    if not mine.any():
+        raise ValueError("data.loader.user_share is set but the training split holds none of your recordings (data.user_folder)")
+    if mine.all():
+        return weights
+    base = np.full(len(rows), 1.0 / len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.where(mine, base * share / base[mine].sum(), base * (1.0 - share) / base[~mine].sum())
+    return out / out.sum()
+
+
 def training_engines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The engines that spoke the given rows (noise and the user's recordings excluded), sorted: the same classes in every run."""
     return sorted({engine for engine in map(synthesis_engine, rows) if engine is not None})
@@ -478,6 +502,11 @@ class KeywordDataModule(L.LightningDataModule):
         clip_batches = -(-per_rank // int(self.loader["batch_size"]))
         return clip_batches * self.phonetic["batch_size"] * world_size
 
+    def training_weights(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """How often each training row is drawn: engines by ``engine_power``, your recordings by ``user_share``."""
+        weights = engine_weights(rows, float(self.loader.get("engine_power", 1.0)))
+        return with_user_share(rows, weights, self.loader.get("user_share"))
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
         workers = int(self.loader.get("num_workers", 0))
@@ -485,7 +514,7 @@ class KeywordDataModule(L.LightningDataModule):
             dataset,
             batch_size=int(self.loader["batch_size"]),
             sampler=EpochSampler(len(dataset), self.seed, shuffle,
-                                 weights=engine_weights(dataset.rows, float(self.loader.get("engine_power", 1.0))) if shuffle else None),
+                                 weights=self.training_weights(dataset.rows) if shuffle else None),
             num_workers=workers,
             persistent_workers=workers > 0,
             drop_last=False,
