@@ -102,8 +102,32 @@ class LogSpectrogram(nn.Module):
     def time_layers(self) -> list[TimeLayer]:
         return self.spectrogram.time_layers
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, warps: torch.Tensor | None = None) -> torch.Tensor:
+        """``warps`` [B] (mel only, optional): each clip's filterbank warped by its factor (``warp_filterbank``)."""
         magnitude = self.spectrogram(wave)
         if self.mel is not None:
-            magnitude = torch.matmul(self.mel, magnitude)
+            mel = self.mel if warps is None else warp_filterbank(self.mel, warps)  # [M, F] or [B, M, F]
+            magnitude = torch.matmul(mel, magnitude)
         return torch.log(magnitude + self.log_floor)
+
+
+def warp_filterbank(filterbank: torch.Tensor, warps: torch.Tensor) -> torch.Tensor:
+    """Vocal-tract length perturbation (VTLP, Jaitly & Hinton 2013): one warped filterbank per factor.
+
+    filterbank [M, F] (filters over FFT bins), warps [B] -> [B, M, F]. The filter
+    that responded at bin ``k`` now responds at ``k / warp``: the image of a voice
+    moves as if every frequency in it, formants and harmonics, were multiplied by
+    ``warp`` (> 1: a shorter vocal tract, higher voice). Filters are resampled by
+    linear interpolation (zero past the top bin) and scaled by ``warp`` so a
+    filter's area, and the level of a flat spectrum, stay put. A warp of 1 gives
+    the filterbank back exactly.
+    """
+    bins = filterbank.shape[-1]
+    position = warps.to(filterbank.dtype)[:, None] * torch.arange(bins, dtype=filterbank.dtype, device=filterbank.device)
+    below = position.floor().long().clamp(max=bins - 1)  # [B, F]
+    above = (below + 1).clamp(max=bins - 1)
+    fraction = (position - below.to(position.dtype)).unsqueeze(1)  # [B, 1, F]
+    inside = (position <= bins - 1).to(filterbank.dtype).unsqueeze(1)
+    low = filterbank[:, below].permute(1, 0, 2)  # [B, M, F]
+    high = filterbank[:, above].permute(1, 0, 2)
+    return (low + (high - low) * fraction) * inside * warps.to(filterbank.dtype)[:, None, None]

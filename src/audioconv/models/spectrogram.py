@@ -2,7 +2,7 @@
 
 wave [B, T]
   -> LogSpectrogram (frame 25 ms, hop 10 ms, FFT, |.|, mel, log)   [B, n_mels, frames]
-  -> SpecAugment masks (training only)
+  -> (training only: the mel filterbank warped per clip, VTLP; SpecAugment masks)
   -> Conv2d blocks over (frequency, time): frequency padded and strided,
      time unpadded                                                 [B, C2, n_mels / 4, frames']
   -> frequency folded into channels, 1x1 conv                      [B, C, frames']
@@ -15,6 +15,7 @@ frame's score must depend only on the audio inside its receptive field.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -46,6 +47,32 @@ class SpecAugment(nn.Module):
         for mask in self.masks:
             x = mask(x, mask_value=0.0)  # features are batch-normalized: 0 is their mean
         return x.squeeze(1)
+
+
+class FilterbankWarp(nn.Module):
+    """VTLP: in training, a random warp factor per clip for the mel filterbank (``features.warp_filterbank``).
+
+    A fraction ``prob`` of the clips gets a factor drawn log-uniformly from
+    ``warp_range``; the rest get 1. Drawn from torch's generator, which training
+    reseeds per batch (as SpecAugment's masks). In eval mode: ``None``, the
+    filterbank as it is.
+    """
+
+    def __init__(self, prob: float = 0.0, warp_range: Sequence[float] = (0.8, 1.25)) -> None:
+        super().__init__()
+        low, high = (float(x) for x in warp_range)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"warp_prob must be in [0, 1], got {prob}")
+        if not 0.0 < low <= high:
+            raise ValueError(f"warp_range must be 0 < low <= high, got {list(warp_range)}")
+        self.prob, self.low, self.high = float(prob), low, high
+
+    def forward(self, batch: int, device: torch.device) -> torch.Tensor | None:
+        if not self.training or self.prob == 0.0:
+            return None
+        draws = torch.rand(2, batch, device=device)
+        log_warp = math.log(self.low) + draws[0] * (math.log(self.high) - math.log(self.low))
+        return torch.where(draws[1] < self.prob, torch.exp(log_warp), torch.ones_like(log_warp))
 
 
 class Conv2dBlock(nn.Module):
@@ -85,6 +112,9 @@ class SpectrogramDetector(Detector):
         freq_mask (int, optional): SpecAugment: widest frequency mask, in mel bins (training only).
             (Default: ``6``)
         time_mask (int, optional): SpecAugment: widest time mask, in frames (training only). (Default: ``10``)
+        warp_prob (float, optional): VTLP: share of training clips whose mel filterbank is warped (a
+            speaker's vocal-tract length and pitch moved together; ``FilterbankWarp``). (Default: ``0``)
+        warp_range (Sequence[float], optional): VTLP: warp factors, drawn log-uniformly. (Default: ``(0.8, 1.25)``)
         sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
 
     Shape:
@@ -107,6 +137,8 @@ class SpectrogramDetector(Detector):
         dropout: float = 0.1,
         freq_mask: int = 6,
         time_mask: int = 10,
+        warp_prob: float = 0.0,
+        warp_range: Sequence[float] = (0.8, 1.25),
         sample_rate: int = 16_000,
     ) -> None:
         super().__init__()
@@ -114,6 +146,9 @@ class SpectrogramDetector(Detector):
         self.frontend = LogSpectrogram(sample_rate, n_fft, hop_length, n_mels)
         self.input_norm = nn.BatchNorm1d(self.frontend.n_bins)
         self.specaugment = SpecAugment(freq_mask, time_mask)
+        self.warp = FilterbankWarp(warp_prob, warp_range)
+        if warp_prob > 0 and n_mels == 0:
+            raise ValueError("warp_prob needs a mel filterbank (n_mels > 0)")
         layers, in_channels, bins = [], 1, self.frontend.n_bins
         for out_channels, time_stride in zip(conv2d_channels, conv2d_time_strides):
             layers.append(Conv2dBlock(in_channels, out_channels, 3, freq_stride=2, time_stride=time_stride))
@@ -133,7 +168,9 @@ class SpectrogramDetector(Detector):
     def embed(self, wave: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame);
         ``depth``: after that many temporal blocks only (``Detector.embed``)."""
-        x = self.specaugment(self.input_norm(self.features(wave)))
+        warps = self.warp(wave.shape[0], wave.device)  # None outside training
+        features = self.features(wave) if warps is None else self.frontend(wave, warps)
+        x = self.specaugment(self.input_norm(features))
         x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
         x = self.fold(x.flatten(1, 2))  # frequency folded into channels
         return self.blocks[:depth](x)
