@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -132,6 +132,21 @@ def evaluated_round(folder: Path) -> int:
     return rounds
 
 
+def study_folds(study: Path, engines: Sequence[str] | None = None) -> Iterator[tuple[str, Fold]]:
+    """(seed, fold) for every fold with streams (or those in ``engines``) of every seed of a study folder.
+
+    In a study with mining rounds each fold's last round is the one given: the
+    run its figures come from. ``CurveError`` names an engine with no streams.
+    """
+    for seed, folder in seed_folders(study).items():
+        with_streams = sorted(p.name for p in folder.iterdir() if (p / "streams" / "truth.csv").is_file())
+        unknown = sorted(set(engines or ()) - set(with_streams))
+        if unknown:
+            raise CurveError(f"{folder}: no fold with streams named {', '.join(unknown)} (there are: {', '.join(with_streams)})")
+        for engine in engines or with_streams:
+            yield seed, Fold(engine, folder / engine, evaluated_round(folder / engine))
+
+
 def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: float | None = None,
                 epochs: Sequence[int] | None = None, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Score every kept epoch (``epochs``: only these) of every fold (and seed) of a cross-engine study folder.
@@ -143,21 +158,15 @@ def study_curve(study: Path, engines: Sequence[str] | None = None, threshold: fl
     """
     per_seed: dict[str, dict[str, dict[int, ModelEvaluation]]] = {}
     losses: dict[str, dict[str, dict[int, float]]] = {}
-    for seed, folder in seed_folders(study).items():
-        with_streams = sorted(p.name for p in folder.iterdir() if (p / "streams" / "truth.csv").is_file())
-        unknown = sorted(set(engines or ()) - set(with_streams))
-        if unknown:
-            raise CurveError(f"{folder}: no fold with streams named {', '.join(unknown)} (there are: {', '.join(with_streams)})")
-        for engine in engines or with_streams:
-            fold = Fold(engine, folder / engine, evaluated_round(folder / engine))
-            kept = {e: path for e, path in epoch_checkpoints(fold.run_dir).items() if epochs is None or e in epochs}
-            if not kept:
-                which = f" of epochs {sorted(epochs)}" if epochs is not None else ""
-                raise CurveError(f"{fold.run_dir}: no per-epoch checkpoints{which} "
-                                 "(train the study with checkpoint.every_epoch=true)")
-            progress(f"[{seed} {engine}] scoring {len(kept)} epochs of {fold.run_dir.name} on its streams")
-            per_seed.setdefault(seed, {})[engine] = evaluate_epochs(fold, kept, threshold)
-            losses.setdefault(seed, {})[engine] = validation_losses(fold.run_dir)
+    for seed, fold in study_folds(study, engines):
+        kept = {e: path for e, path in epoch_checkpoints(fold.run_dir).items() if epochs is None or e in epochs}
+        if not kept:
+            which = f" of epochs {sorted(epochs)}" if epochs is not None else ""
+            raise CurveError(f"{fold.run_dir}: no per-epoch checkpoints{which} "
+                             "(train the study with checkpoint.every_epoch=true)")
+        progress(f"[{seed} {fold.engine}] scoring {len(kept)} epochs of {fold.run_dir.name} on its streams")
+        per_seed.setdefault(seed, {})[fold.engine] = evaluate_epochs(fold, kept, threshold)
+        losses.setdefault(seed, {})[fold.engine] = validation_losses(fold.run_dir)
     if not per_seed:
         raise CurveError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
     return summarize(per_seed, losses)

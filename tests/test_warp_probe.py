@@ -1,0 +1,128 @@
+"""The warp probe: a cross-engine study's folds scored again with the mel filterbank warped (VTLP at test time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audioconv import cross_engine, detect, evaluate, scan, streams, warp_probe
+from audioconv.models import Conv1dDetector, SpectrogramDetector
+from scanning_helpers import make_model, make_wave, one_thread  # noqa: F401 - one_thread is an autouse fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = {"_target_": "audioconv.models.SpectrogramDetector", "conv2d_channels": [4, 8], "channels": 16}
+
+
+def _fold(folder: Path, model_seed: int, wave: np.ndarray, truth: dict) -> None:
+    """A trained fold as a cross-engine study leaves it: best checkpoint and streams."""
+    model = make_model(SpectrogramDetector, seed=model_seed, conv2d_channels=[4, 8], channels=16)
+    best = folder / "run" / "checkpoints" / "best.ckpt"
+    best.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "hyper_parameters": {"model_config": CONFIG}}, best)
+    streams.save_stream(folder / "streams" / "stream_000.flac", wave)
+    streams.write_truth(folder / "streams" / "truth.csv", truth)
+
+
+def test_a_warped_copy_leaves_the_model_alone_and_a_warp_of_one_changes_nothing():
+    model = make_model(SpectrogramDetector, seed=3, conv2d_channels=[4, 8], channels=16)
+    wave = make_wave(3 * 16_000, seed=5)
+    before = scan.scan_whole(model, wave)
+    same = warp_probe.warped_copy(model, 1.0)
+    lower = warp_probe.warped_copy(model, 0.85)
+    np.testing.assert_array_equal(scan.scan_whole(same, wave), before)
+    assert not np.allclose(scan.scan_whole(lower, wave), before)
+    np.testing.assert_array_equal(scan.scan_whole(model, wave), before)  # the original's filterbank is untouched
+    with pytest.raises(warp_probe.ProbeError, match="mel front end"):
+        warp_probe.warped_copy(make_model(Conv1dDetector, seed=1), 0.9)
+
+
+def test_each_factor_is_scored_as_the_warped_model_would_be_alone(tmp_path):
+    """Two seeds of two folds: each factor's fold recall is the warped copy's own evaluation (mean over seeds),
+    pooled is the folds under one threshold, and voices with enough keywords get a row."""
+    rng = np.random.default_rng(0)
+    wave = (0.05 * rng.standard_normal(60 * 16_000)).astype(np.float32)
+    truth = {"stream_000.flac": [streams.Keyword(5.0 + 10 * k, 5.7 + 10 * k, "x:a" if k % 2 else "x:b") for k in range(5)]}
+    study = tmp_path / "study"
+    for s, seed in enumerate(("seed1", "seed2")):
+        for f, engine in enumerate(("kokoro", "pico")):
+            _fold(study / seed / engine, 1 + 2 * s + f, wave, truth)
+
+    probe = warp_probe.study_warps(study, [0.9, 1.0], min_keywords=3, progress=lambda _: None)
+
+    assert probe["engines"] == ["kokoro", "pico"] and probe["factors"] == [0.9, 1.0]
+    from audioconv import checkpoints
+    for row in probe["rows"]:
+        alone = {}
+        for seed in ("seed1", "seed2"):
+            for engine in ("kokoro", "pico"):
+                fold = cross_engine.Fold(engine, study / seed / engine)
+                model, info = checkpoints.load_detector(fold.checkpoint)
+                alone[seed, engine] = cross_engine._evaluate_on_streams(  # noqa: SLF001
+                    engine, warp_probe.warped_copy(model, row["factor"]), detect.detection_settings(info), fold.truth)
+        for target in warp_probe.TARGETS:
+            key = f"recall_at_{target:g}_fa_per_hour"
+            for engine in ("kokoro", "pico"):
+                expected = [evaluate.recall_at(alone[seed, engine].points, target)[0] for seed in ("seed1", "seed2")]
+                assert row["folds"][engine][key] == pytest.approx(np.mean(expected))
+            pooled = [cross_engine.pooled_threshold([alone[seed, "kokoro"], alone[seed, "pico"]], target)[1]
+                      for seed in ("seed1", "seed2")]
+            assert row["pooled"][key]["mean"] == pytest.approx(np.mean(pooled))
+        assert sorted(row["voices"]) == ["x:b"]  # x:b says 3 keywords per stream, x:a 2 (under min_keywords)
+    table = warp_probe.format_probe(probe)
+    assert "| kokoro |" in table and "| x:b |" in table and "pooled @ ≤ 1 FA/h" in table
+
+
+def test_the_script_refuses_what_it_cannot_score(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, message in (([str(tmp_path / "missing")], "not a folder"), ([str(empty)], "no fold with streams"),
+                          ([str(empty), "--factors", "0"], "positive")):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "warp_probe.py"), *args, "--quiet"],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def _voice(seconds: float, f0: float, rate: int = 16_000) -> np.ndarray:
+    """A buzz with ten harmonics: voiced, pitch ``f0``."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.05 * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 11))).astype(np.float32)
+
+
+def test_the_pitch_track_hears_the_pitch():
+    ends, f0 = warp_probe.pitch_track(_voice(2.0, 210.0), 16_000)
+    assert ends.size == f0.size > 0 and np.all(np.diff(ends) > 0)
+    assert abs(np.nanmedian(f0) - 210.0) < 6.0
+    _, silent = warp_probe.pitch_track(np.zeros(32_000, np.float32), 16_000)
+    assert np.isnan(silent).all()
+
+
+def test_the_gate_lowers_a_high_voice_raises_a_low_one_and_leaves_silence_alone():
+    gate = warp_probe.PitchGate(reference_hz=130.0, exponent=0.3, window_seconds=1.0)
+    ends = np.arange(1, 301) * 0.04  # 12 s of pitch frames
+    f0 = np.full(300, np.nan)
+    f0[:100] = 250.0  # 0-4 s: a high voice -> (250/130)^-0.3 = 0.82 -> 0.85 (the lowest factor)
+    f0[150:250] = 100.0  # 6-10 s: a low voice -> 1.08 -> 1.1
+    chosen = warp_probe.gate_factors(560, 0.02, 0.95, ends, f0, [1.1, 0.85, 1.0], gate)
+    frame_ends = np.arange(560) * 0.02 + 0.95
+    assert set(chosen[frame_ends < 4.0]) == {0.85}
+    assert set(chosen[(frame_ends > 7.0) & (frame_ends < 10.0)]) == {1.1}
+    assert set(chosen[(frame_ends > 5.1) & (frame_ends < 6.0)]) == {1.0}  # no voiced frame in the last second: 1
+    assert chosen.size == 560
+
+
+def test_with_no_voiced_audio_the_gate_scores_as_the_unwarped_model(tmp_path):
+    rng = np.random.default_rng(1)
+    wave = (0.05 * rng.standard_normal(40 * 16_000)).astype(np.float32)  # noise: pYIN finds no voice
+    truth = {"stream_000.flac": [streams.Keyword(5.0, 5.7, "x:a"), streams.Keyword(25.0, 25.7, "x:a")]}
+    _fold(tmp_path / "study" / "kokoro", 2, wave, truth)
+    fold = cross_engine.Fold("kokoro", tmp_path / "study" / "kokoro")
+    found = warp_probe.probe_fold(fold, [0.9, 1.0], warp_probe.PitchGate())
+    assert sorted(found, key=str) == [0.9, 1.0, "gate"]
+    assert [p.to_dict() for p in found["gate"].points] == [p.to_dict() for p in found[1.0].points]
+    assert [p.to_dict() for p in found[0.9].points] != [p.to_dict() for p in found[1.0].points]
