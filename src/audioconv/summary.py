@@ -51,12 +51,16 @@ def operations(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _forward_order(model: Detector, modules: list[tuple[str, nn.Module]], num_samples: int) -> dict[str, tuple[int, ...]]:
-    """Run the model once; return each called module's output shape, in call order."""
+    """Run the model once; return each called module's output shape, in call order.
+
+    A module that gives no tensor in eval mode (the training-only VTLP warp gives ``None``) has no row.
+    """
     shapes: dict[str, tuple[int, ...]] = {}
 
     def hook_for(name: str):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            shapes.setdefault(name, tuple(output.shape[1:]))
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor | None) -> None:
+            if isinstance(output, torch.Tensor):
+                shapes.setdefault(name, tuple(output.shape[1:]))
 
         return hook
 
