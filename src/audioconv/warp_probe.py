@@ -37,7 +37,7 @@ import torch
 from audioconv import evaluate
 from audioconv.cross_engine import SEED_TARGETS as TARGETS
 from audioconv.cross_engine import Fold, pooled_threshold
-from audioconv.epoch_curve import study_folds
+from audioconv.epoch_curve import _cell, study_folds  # one number formatting for both tables
 from audioconv.evaluate import ModelEvaluation
 from audioconv.features import warp_filterbank
 
@@ -126,6 +126,7 @@ def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = No
     copies = {factor: warped_copy(model, factor) for factor in factors}
     truth = streams.read_truth(fold.truth)
     scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*factors, *(["gate"] if gate else [])]}
+    pitches = pitches if pitches is not None else {}
     for key, path in streams.truth_paths(fold.truth, list(truth)).items():
         wave = audio.load(path, sample_rate=model.sample_rate, min_samples=model.receptive_field)
         seconds = wave.size / model.sample_rate
@@ -134,10 +135,9 @@ def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = No
             scored[factor].append(evaluate.ScoredFile(key, seconds, probabilities))
         if gate is not None:
             digest = hashlib.sha1(wave.tobytes()).hexdigest()
-            cache = pitches if pitches is not None else {}
-            if digest not in cache:
-                cache[digest] = pitch_track(wave, model.sample_rate)
-            ends, f0 = cache[digest]
+            if digest not in pitches:
+                pitches[digest] = pitch_track(wave, model.sample_rate)
+            ends, f0 = pitches[digest]
             frames = per_factor[factors[0]].size
             chosen = gate_factors(frames, model.hop / model.sample_rate, model.receptive_field / model.sample_rate,
                                   ends, f0, factors, gate)
@@ -212,10 +212,6 @@ def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines
     probe = summarize(per_seed, min_keywords)
     probe["gate"] = asdict(gate) if gate else None
     return probe
-
-
-def _cell(value: float) -> str:
-    return "" if not np.isfinite(value) else f"{value:.3f}"
 
 
 def format_probe(probe: Mapping[str, Any]) -> str:
