@@ -168,8 +168,10 @@ class SpectrogramDetector(Detector):
     def embed(self, wave: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame);
         ``depth``: after that many temporal blocks only (``Detector.embed``)."""
-        warps = self.warp(wave.shape[0], wave.device)  # None outside training: the filterbank as it is
-        x = self.specaugment(self.input_norm(self.frontend(wave, warps)))
+        warps = self.warp(wave.shape[0], wave.device)  # None outside training
+        # scans go through features(): streaming swaps the front end for a one-argument window (audioconv.streaming)
+        features = self.features(wave) if warps is None else self.frontend(wave, warps)
+        x = self.specaugment(self.input_norm(features))
         x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
         x = self.fold(x.flatten(1, 2))  # frequency folded into channels
         return self.blocks[:depth](x)
