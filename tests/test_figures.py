@@ -172,3 +172,19 @@ def test_espeak_recording_marks_both_keywords():
     for start, end in demo.spans:
         assert 0.3 < end - start < 1.2
         assert np.abs(demo.wave[int(start * SR) : int(end * SR)]).max() > 0.1
+
+
+def test_a_pitch_gated_model_gets_the_figures_of_its_unwarped_copy(tmp_path, corpus):
+    """The panels inside the network show the copy that hears voices as trained; the scores are the gate's."""
+    from audioconv.models import PitchGated
+
+    torch.manual_seed(0)
+    config = {"_target_": "audioconv.models.SpectrogramDetector", "conv2d_channels": [4, 8], "channels": 16}
+    gated = PitchGated(checkpoints.build_detector(config)).eval()
+    path = tmp_path / "gated.safetensors"
+    checkpoints.save_detector(path, gated, checkpoints.pitch_gated_config(config, gated), threshold=0.5)
+    out = tmp_path / "figures"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--checkpoint", str(path), "--corpus",
+                           str(corpus), "--seed", "3"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    _check_pngs(out)

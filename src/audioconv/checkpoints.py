@@ -32,13 +32,14 @@ from safetensors.torch import load_file, save_file
 from audioconv import registry
 from audioconv.detect import DEFAULT_THRESHOLD
 from audioconv.files import write_atomically
-from audioconv.models import Conv1dDetector, Detector, Ensemble, SpectrogramDetector
+from audioconv.models import Conv1dDetector, Detector, Ensemble, PitchGated, SpectrogramDetector
 
 DETECTORS: dict[str, type[Detector]] = {
     "audioconv.models.Conv1dDetector": Conv1dDetector,
     "audioconv.models.SpectrogramDetector": SpectrogramDetector,
 }
 ENSEMBLE = "audioconv.models.Ensemble"  # {"_target_": ENSEMBLE, "members": [member config, ...]}
+PITCH_GATED = "audioconv.models.PitchGated"  # {"_target_": PITCH_GATED, "detector": detector config, gate settings}
 MODEL_NAMES = registry.MODELS  # shipped name -> detector class name
 # Shipped weights are package data (src/audioconv/weights/), found through importlib.resources.
 MODELS_DIR = registry.weights_dir()
@@ -69,9 +70,16 @@ def shipped_weights(
 
 def build_detector(model_config: Mapping[str, Any]) -> Detector:
     """Instantiate a detector from its config, allowing only this package's detector classes
-    (an ``Ensemble`` of them: its config lists its members' configs)."""
+    (an ``Ensemble`` of them: its config lists its members' configs; a ``PitchGated`` one: its config
+    holds the detector's config and the gate's settings)."""
     config = dict(model_config)
     target = config.pop("_target_", None)
+    if target == PITCH_GATED:
+        detector = config.pop("detector", None)
+        if not isinstance(detector, Mapping) or dict(detector).get("_target_") in (ENSEMBLE, PITCH_GATED):
+            raise ValueError("a pitch-gated detector's config holds 'detector', the config of one single detector "
+                             "(and the gate's settings)")
+        return PitchGated(build_detector(detector), **config)
     if target == ENSEMBLE:
         members = config.pop("members", None)
         combine = config.pop("combine", "probabilities")
@@ -89,6 +97,11 @@ def build_detector(model_config: Mapping[str, Any]) -> Detector:
 def ensemble_config(member_configs: Sequence[Mapping[str, Any]], combine: str = "probabilities") -> dict[str, Any]:
     """The config ``build_detector`` turns into an ``Ensemble`` of detectors built from ``member_configs``."""
     return {"_target_": ENSEMBLE, "members": [dict(config) for config in member_configs], "combine": combine}
+
+
+def pitch_gated_config(detector_config: Mapping[str, Any], model: PitchGated) -> dict[str, Any]:
+    """The config ``build_detector`` turns into ``model``: its detector's config and its gate's settings."""
+    return {"_target_": PITCH_GATED, "detector": dict(detector_config), **model.settings}
 
 
 def load_ensemble(paths: Sequence[str | os.PathLike], combine: str = "probabilities") -> tuple[Detector, dict[str, Any]]:

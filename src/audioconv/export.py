@@ -129,7 +129,7 @@ def _export_copy(model: Detector, onnx_friendly: bool) -> FrameProbabilities:
     model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
     if onnx_friendly:
         for module in model.modules():
-            if isinstance(module, FramedSpectrogram):
+            if hasattr(module, "dft_as_conv"):  # the spectrogram front end, a pitch gate's tracker
                 module.dft_as_conv = True
     return FrameProbabilities(model).eval()
 
@@ -282,6 +282,8 @@ def _onnx_runtime_friendly(module: nn.Module) -> None:
             setattr(module, name, Conv1dAs2d(child))
         elif isinstance(child, FramedSpectrogram):
             setattr(module, name, SpectrogramAs2d(child))
+        elif hasattr(child, "dft_as_conv"):  # a pitch gate's tracker: a few low bins, its 1-D convolution will do
+            child.dft_as_conv = True
         else:
             _onnx_runtime_friendly(child)
 

@@ -137,6 +137,8 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
     """scan.png; returns its path and a few observations (peak positions relative to the words) as text."""
     model, sr = loaded.model, recording.sample_rate
     wave = recording.wave
+    inner = getattr(model, "unwarped", model.branches[0])  # the panels show one network: an ensemble's first member,
+    # a pitch-gated model's unwarped copy; the scores are the whole detector's
     duration = wave.size / sr
     scores = scan_chunked(model, wave)
     times = frame_times(model, scores.size)
@@ -179,8 +181,8 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
                           loc="left")
 
         # spectrogram: the model's own front end when it has one, the same LogSpectrogram module otherwise
-        if isinstance(model, SpectrogramDetector):
-            frontend, whose = model.frontend, "the model's own front end"
+        if isinstance(inner, SpectrogramDetector):
+            frontend, whose = inner.frontend, "the model's own front end"
         else:
             frontend, whose = LogSpectrogram(sr), "audioconv.features.LogSpectrogram, for reference"
         with torch.inference_mode():
@@ -195,10 +197,10 @@ def plot_scan(loaded: LoadedModel, recording: Recording, out: str | os.PathLike)
         ax_spec.set_title(f"log-mel spectrogram ({image.shape[0]} mel bins, {fft / sr * 1000:.0f} ms frames every "
                           f"{hop / sr * 1000:.0f} ms; {whose})", loc="left")
 
-        if isinstance(model, Conv1dDetector):
-            _feature_panels_conv1d(model, tensor, ax_feat, side_feat, duration)
+        if isinstance(inner, Conv1dDetector):
+            _feature_panels_conv1d(inner, tensor, ax_feat, side_feat, duration)
         else:
-            _feature_panels_spectrogram(model, tensor, ax_feat, side_feat, duration)
+            _feature_panels_spectrogram(inner, tensor, ax_feat, side_feat, duration)
         shade_outline(ax_feat, spans, bottom=ax_feat.get_ylim()[0])
 
         # scores

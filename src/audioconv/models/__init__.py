@@ -3,6 +3,7 @@
 from audioconv.models.base import Detector
 from audioconv.models.conv1d import Conv1dDetector
 from audioconv.models.ensemble import Ensemble
+from audioconv.models.pitch_gate import PitchGated
 from audioconv.models.spectrogram import SpectrogramDetector
 
-__all__ = ["Detector", "Conv1dDetector", "Ensemble", "SpectrogramDetector"]
+__all__ = ["Detector", "Conv1dDetector", "Ensemble", "PitchGated", "SpectrogramDetector"]
