@@ -13,6 +13,10 @@ Without it, the threshold is chosen on validation streams for about 0.5 false
 alarms per hour (``audioconv.calibrate``). Either way a temperature is folded
 into the head first (and the threshold carried through it); the metrics.json of the run is stored beside
 the weights in the safetensors header, so a shipped file says how it was made.
+``--pitch-gate`` ships the model wrapped in ``models.PitchGated`` (each frame
+scored with the mel filterbank warped to suit the voice's pitch); its threshold
+comes from ``--from-warp-probe runs/.../warps.json``, the built-in gate's pooled
+threshold over the same cross-engine folds (``scripts/warp_probe.py --built-in``).
 Several checkpoints (one recipe trained from several seeds) ship as one
 ``Ensemble``: the mean of their frame probabilities, in one file and one ONNX graph.
 The ONNX exports (for the torch-free install: the whole-signal graph and the
@@ -34,6 +38,22 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "src" / "audioconv" / "weights"  # package data: the source tree, not an installed copy
 
 
+def gated_pooled_threshold(path: Path) -> tuple[float, float]:
+    """(threshold, recall) of the built-in gate's column of a warp probe at <= 1 FA/h: the median threshold
+    over the probed seeds, and their mean pooled recall."""
+    import statistics
+
+    probe = json.loads(path.read_text())
+    rows = [row for row in probe["rows"] if row["factor"] == "built-in"]
+    if not rows:
+        raise ValueError("no built-in gate column (run scripts/warp_probe.py with --built-in)")
+    pooled = rows[0]["pooled"]["recall_at_1_fa_per_hour"]
+    thresholds = [float(t) for t in pooled["thresholds"].values() if t is not None and 0 < float(t) < 1]
+    if not thresholds:
+        raise ValueError("the built-in gate kept no seed at <= 1 false alarm an hour")
+    return statistics.median(thresholds), float(pooled["mean"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True,
@@ -44,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--from-cross-engine", type=Path, metavar="JSON",
                         help="take the threshold from a cross_engine.json (pooled over held-out-engine folds)")
+    parser.add_argument("--pitch-gate", action="store_true",
+                        help="ship the model wrapped in models.PitchGated (spectrogram models; the gate's defaults)")
+    parser.add_argument("--from-warp-probe", type=Path, metavar="JSON",
+                        help="with --pitch-gate: the threshold from a warps.json of scripts/warp_probe.py --built-in "
+                             "(the built-in gate's pooled threshold at <= 1 FA/h; the median over its seeds)")
     parser.add_argument("--pooled-threshold", type=float, metavar="T",
                         help="a pooled cross-engine threshold (before temperature) read from an earlier run's "
                              "cross_engine.md, when its JSON is not at hand; --pooled-recall says what it kept")
@@ -52,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pooled_threshold is not None and (args.from_cross_engine or not 0.0 < args.pooled_threshold < 1.0):
         parser.error("--pooled-threshold needs a value in (0, 1) and excludes --from-cross-engine")
+    if args.from_warp_probe and (not args.pitch_gate or args.from_cross_engine or args.pooled_threshold is not None):
+        parser.error("--from-warp-probe goes with --pitch-gate, and excludes --from-cross-engine and --pooled-threshold")
+    if args.pitch_gate and args.from_cross_engine:
+        parser.error("--pitch-gate: the ungated folds' threshold is not the gated model's; give --from-warp-probe")
 
     from audioconv import calibrate, checkpoints, config, corpus, evaluate, export
     from audioconv.detect import DEFAULT_REFRACTORY_SECONDS, DEFAULT_SMOOTHING_FRAMES
@@ -64,6 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints.model_name(model) != args.name:
         print(f"error: {args.checkpoint[0]}: a {checkpoints.model_name(model)} model, not {args.name}", file=sys.stderr)
         return 2
+    if args.pitch_gate:
+        from audioconv.models import PitchGated
+
+        try:
+            model = PitchGated(model).eval()
+        except ValueError as error:
+            print(f"error: {args.checkpoint[0]}: {error}", file=sys.stderr)
+            return 2
+        info = {**info, "model_config": checkpoints.pitch_gated_config(info["model_config"], model)}
+    probed = None
+    if args.from_warp_probe:
+        try:
+            probed = gated_pooled_threshold(args.from_warp_probe)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {args.from_warp_probe}: {error}", file=sys.stderr)
+            return 2
     settings = config.corpus_settings(root=ROOT)
     rows = corpus.read_manifest(corpus.build_corpus(settings, ROOT / "data" / "corpus"))
     temperature, threshold, evaluation = calibrate.calibrate_threshold(
@@ -81,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         recall = float(pooled["recall"])
         source = {"cross_engine": str(args.from_cross_engine), "pooled_threshold_before_temperature":
                   pooled["threshold"], "target_false_alarms_per_hour": pooled["target"], "recall_at_target": recall}
+    if probed is not None:
+        pooled_threshold, recall = probed
+        threshold = calibrate.through_temperature(pooled_threshold, temperature)
+        source = {"warp_probe": str(args.from_warp_probe), "pooled_threshold_before_temperature": pooled_threshold,
+                  "target_false_alarms_per_hour": 1.0, "recall_at_target": recall}
     if args.pooled_threshold is not None:
         threshold = calibrate.through_temperature(args.pooled_threshold, temperature)
         recall = args.pooled_recall

@@ -5,6 +5,7 @@
     python scripts/warp_probe.py runs/xe_seeds --out runs/xe_seeds/warps.md
     python scripts/warp_probe.py runs/xe_seeds --factors 0.85 1 1.15 --engines kokoro piper
     python scripts/warp_probe.py runs/xe_seeds --factors 0.85 1 1.15 --gate      # + each frame warped by its pitch
+    python scripts/warp_probe.py runs/xe_seeds --factors 1 --built-in             # + the gate as it ships (PitchGated)
 
 Each fold's best checkpoint of a cross-engine study scans its held-out
 engine's streams once per warp factor (``audioconv.warp_probe``: factor w
@@ -13,7 +14,10 @@ retrained). The tables give each fold's recall at <= 1 false alarm per hour
 and the pooled recall at <= 1 and <= 5 per factor, averaged over the study's
 seeds, then each voice's recall at <= 5 FA/h per factor and the factor where
 it is best. ``--gate`` adds a column: each frame scored at the factor its
-voice's pitch suggests (speaker normalization without retraining). Numbers
+voice's pitch suggests (speaker normalization without retraining; pYIN over
+the last few seconds); ``--built-in`` one more: the model wrapped in
+``models.PitchGated``, the gate that ships (its own pitch tracker, inside each
+frame's receptive field, so it scans and streams exactly). Numbers
 also go to a ``.json`` beside ``--out``. Spectrogram models only. Exit status 2 with a one-line error for a folder it cannot score.
 """
 
@@ -41,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate", action="store_true",
                         help="also score the pitch gate: each frame at the probed factor its voice's F0 suggests "
                              "(audioconv.warp_probe.PitchGate; pYIN, ~1.5 min per hour of audio)")
+    parser.add_argument("--built-in", action="store_true",
+                        help="also score the model wrapped in models.PitchGated (its own pitch tracker and factors)")
+    parser.add_argument("--built-in-factors", nargs="+", type=positive,
+                        help="the built-in gate's warps (default: models.pitch_gate.GATE_FACTORS)")
     parser.add_argument("--gate-reference", type=positive, default=130.0, help="F0 scored unwarped, Hz (default 130)")
     parser.add_argument("--gate-exponent", type=float, default=0.3, help="warp = (F0 / reference)^-exponent (default 0.3)")
     parser.add_argument("--gate-window", type=positive, default=3.0, help="seconds of pitch per frame (default 3)")
@@ -60,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     factors = sorted(set(args.factors)) if args.factors else list(warp_probe.DEFAULT_FACTORS)
     try:
         gate = (warp_probe.PitchGate(args.gate_reference, args.gate_exponent, args.gate_window) if args.gate else None)
-        probe = warp_probe.study_warps(args.study, factors, args.engines, args.min_keywords, gate, progress=progress)
+        built_in = None
+        if args.built_in:
+            from audioconv.models.pitch_gate import GATE_FACTORS
+
+            built_in = {"factors": sorted(set(args.built_in_factors or GATE_FACTORS)),
+                        "reference_hz": args.gate_reference, "exponent": args.gate_exponent}
+        probe = warp_probe.study_warps(args.study, factors, args.engines, args.min_keywords, gate, progress=progress,
+                                       built_in=built_in)
     except (ValueError, OSError) as error:  # ProbeError, CheckpointError, AudioError name their file
         print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 2

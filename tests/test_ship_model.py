@@ -38,3 +38,32 @@ def test_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing.ckpt" in err and "\n" not in err
     assert not (tmp_path / "weights").exists()
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--from-warp-probe", "warps.json"], "--from-warp-probe"),  # without --pitch-gate
+    (["--pitch-gate", "--from-warp-probe", "warps.json", "--pooled-threshold", "0.9"], "--from-warp-probe"),
+    (["--pitch-gate", "--from-cross-engine", "runs/x/cross_engine.json"], "--pitch-gate"),
+])
+def test_a_gated_threshold_must_come_from_the_gated_folds(tmp_path, capsys, extra, says):
+    with pytest.raises(SystemExit) as stopped:
+        _script().main(["--checkpoint", str(tmp_path / "missing.ckpt"), "--name", "spectrogram",
+                        "--out", str(tmp_path / "weights"), *extra])
+    assert stopped.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "weights").exists()
+
+
+def test_the_gated_threshold_is_the_median_of_the_probed_seeds(tmp_path):
+    import json
+
+    probe = {"rows": [
+        {"factor": 1.0, "pooled": {"recall_at_1_fa_per_hour": {"thresholds": {"a": 0.5}, "mean": 0.1}}},
+        {"factor": "built-in", "pooled": {"recall_at_1_fa_per_hour": {
+            "thresholds": {"seed1": 0.95, "seed2": 0.9, "seed3": None}, "mean": 0.25}}}]}
+    path = tmp_path / "warps.json"
+    path.write_text(json.dumps(probe))
+    assert _script().gated_pooled_threshold(path) == (pytest.approx(0.925), 0.25)
+    probe["rows"].pop()
+    path.write_text(json.dumps(probe))
+    with pytest.raises(ValueError, match="--built-in"):
+        _script().gated_pooled_threshold(path)

@@ -126,3 +126,31 @@ def test_with_no_voiced_audio_the_gate_scores_as_the_unwarped_model(tmp_path):
     assert sorted(found, key=str) == [0.9, 1.0, "gate"]
     assert [p.to_dict() for p in found["gate"].points] == [p.to_dict() for p in found[1.0].points]
     assert [p.to_dict() for p in found[0.9].points] != [p.to_dict() for p in found[1.0].points]
+
+
+def test_the_built_in_column_is_the_pitch_gated_model_evaluated_alone(tmp_path):
+    """--built-in scores the fold's model wrapped in models.PitchGated, as detection would with that file, and
+    the pooled entry keeps each seed's threshold (what a gated model would ship at)."""
+    from audioconv import checkpoints
+    from audioconv.models import PitchGated
+
+    t = np.arange(30 * 16_000) / 16_000
+    voice = np.sin(2 * np.pi * 240 * t) * (np.sin(2 * np.pi * 0.3 * t) > 0)  # a high voice, on and off
+    wave = (0.05 * voice + 0.01 * np.random.default_rng(2).standard_normal(t.size)).astype(np.float32)
+    truth = {"stream_000.flac": [streams.Keyword(4.0, 4.7, "x:a"), streams.Keyword(14.0, 14.7, "x:a")]}
+    _fold(tmp_path / "study" / "kokoro", 3, wave, truth)
+    settings = {"factors": [0.85, 1.0, 1.15], "reference_hz": 130.0, "exponent": 0.3}
+    probe = warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None, built_in=settings)
+    assert probe["factors"] == [1.0, warp_probe.BUILT_IN] and probe["built_in"] == settings
+    fold = cross_engine.Fold("kokoro", tmp_path / "study" / "kokoro")
+    model, info = checkpoints.load_detector(fold.checkpoint)
+    alone = evaluate.summarize_model("gated", model, detect.detection_settings(info),
+                                     [evaluate.ScoredFile("stream_000.flac", wave.size / 16_000,
+                                                          scan.scan_chunked(PitchGated(model, **settings).eval(), wave))],
+                                     truth, targets=cross_engine.SEED_TARGETS)
+    row = probe["rows"][1]
+    assert row["label"] == "built-in gate"
+    assert row["folds"]["kokoro"]["recall_at_1_fa_per_hour"] == evaluate.recall_at(alone.points, 1.0)[0]
+    pooled = row["pooled"]["recall_at_1_fa_per_hour"]
+    assert pooled["thresholds"] and all(0 < t <= 1 for t in pooled["thresholds"].values())
+    assert "built-in gate" in warp_probe.format_probe(probe)

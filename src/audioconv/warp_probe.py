@@ -42,6 +42,8 @@ from audioconv.evaluate import ModelEvaluation
 from audioconv.features import warp_filterbank
 
 DEFAULT_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+BUILT_IN = "built-in"  # the column of the model wrapped in ``models.PitchGated``: the gate as it would ship
+COLUMNS = ("gate", BUILT_IN)  # columns after the fixed factors, in this order
 
 
 class ProbeError(ValueError):
@@ -115,17 +117,22 @@ def gate_factors(frames: int, hop_seconds: float, field_seconds: float, ends: np
 
 def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = None,
                progress: Callable[[str], None] | None = None,
-               pitches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[Any, ModelEvaluation]:
-    """The fold's model under each warp ``factor`` (and, with ``gate``, under the pitch-chosen warp per frame),
-    over the fold's streams: each file read once, scanned once per factor. ``pitches``: pitch tracks by the
-    audio's digest, filled and reused (a seed study's seeds share their streams)."""
+               pitches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+               built_in: Mapping[str, Any] | None = None) -> dict[Any, ModelEvaluation]:
+    """The fold's model under each warp ``factor`` (and, with ``gate``, under the pitch-chosen warp per frame;
+    with ``built_in``, the settings of a ``PitchGated`` detector, as that detector), over the fold's streams:
+    each file read once, scanned once per factor. ``pitches``: pitch tracks by the audio's digest, filled and
+    reused (a seed study's seeds share their streams)."""
     from audioconv import audio, checkpoints, detect, scan, streams
+    from audioconv.models import PitchGated
 
     model, info = checkpoints.load_detector(fold.checkpoint)
     settings = detect.detection_settings(info)
-    copies = {factor: warped_copy(model, factor) for factor in factors}
+    copies: dict[Any, torch.nn.Module] = {factor: warped_copy(model, factor) for factor in factors}
+    if built_in is not None:
+        copies[BUILT_IN] = PitchGated(model, **built_in).eval()
     truth = streams.read_truth(fold.truth)
-    scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*factors, *(["gate"] if gate else [])]}
+    scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*copies, *(["gate"] if gate else [])]}
     pitches = pitches if pitches is not None else {}
     for key, path in streams.truth_paths(fold.truth, list(truth)).items():
         wave = audio.load(path, sample_rate=model.sample_rate, min_samples=model.receptive_field)
@@ -157,7 +164,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _label(factor: Any) -> str:
-    return "F0 gate" if factor == "gate" else f"{factor:g}"
+    return {"gate": "F0 gate", BUILT_IN: "built-in gate"}.get(factor) or f"{factor:g}"
 
 
 def summarize(per_seed: Mapping[str, Mapping[str, Mapping[Any, ModelEvaluation]]],
@@ -166,7 +173,7 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[Any, ModelEvaluation]]
     at <= 5 FA/h."""
     engines = sorted(next(iter(per_seed.values())))
     keys = {f for folds in per_seed.values() for by_factor in folds.values() for f in by_factor}
-    factors = sorted(k for k in keys if k != "gate") + (["gate"] if "gate" in keys else [])
+    factors = sorted(k for k in keys if k not in COLUMNS) + [k for k in COLUMNS if k in keys]
     rows = []
     for factor in factors:
         row: dict[str, Any] = {"factor": factor, "label": _label(factor), "folds": {}, "pooled": {}, "voices": {}}
@@ -176,8 +183,11 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[Any, ModelEvaluation]]
                                                        for folds in per_seed.values()])
                 for t in TARGETS}
         for t in TARGETS:
-            seeds = {seed: pooled_threshold([folds[e][factor] for e in engines], t)[1] for seed, folds in per_seed.items()}
-            row["pooled"][f"recall_at_{t:g}_fa_per_hour"] = {"seeds": seeds, "mean": _mean(list(seeds.values()))}
+            pooled = {seed: pooled_threshold([folds[e][factor] for e in engines], t) for seed, folds in per_seed.items()}
+            seeds = {seed: recall for seed, (_, recall) in pooled.items()}
+            row["pooled"][f"recall_at_{t:g}_fa_per_hour"] = {
+                "seeds": seeds, "mean": _mean(list(seeds.values())),
+                "thresholds": {seed: threshold for seed, (threshold, _) in pooled.items()}}
         voices: dict[str, list[float]] = {}
         for folds in per_seed.values():
             for engine in engines:
@@ -191,8 +201,10 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[Any, ModelEvaluation]]
 
 def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines: Sequence[str] | None = None,
                 min_keywords: int = 10, gate: PitchGate | None = None,
-                progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Score every fold (and seed) of a cross-engine study folder under each warp factor (and the pitch gate).
+                progress: Callable[[str], None] = print,
+                built_in: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Score every fold (and seed) of a cross-engine study folder under each warp factor (and the pitch gate;
+    and, with ``built_in`` settings, the model wrapped in ``models.PitchGated``).
 
     A fold's streams take ~1 s per factor to scan on 2 cores; the gate's pitch
     tracking ~1.5 min per hour of audio.
@@ -205,12 +217,14 @@ def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines
         if not fold.checkpoint.is_file():
             raise ProbeError(f"{fold.checkpoint}: no checkpoint (is the fold trained?)")
         progress(f"[{seed} {fold.engine}] scoring {fold.checkpoint} under {len(factors)} warps"
-                 + (" and the pitch gate" if gate else ""))
-        per_seed.setdefault(seed, {})[fold.engine] = probe_fold(fold, sorted(factors), gate, pitches=pitches)
+                 + (" and the pitch gate" if gate else "") + (" and the built-in gate" if built_in else ""))
+        per_seed.setdefault(seed, {})[fold.engine] = probe_fold(fold, sorted(factors), gate, pitches=pitches,
+                                                                built_in=built_in)
     if not per_seed:
         raise ProbeError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
     probe = summarize(per_seed, min_keywords)
     probe["gate"] = asdict(gate) if gate else None
+    probe["built_in"] = dict(built_in) if built_in is not None else None
     return probe
 
 
@@ -223,6 +237,11 @@ def format_probe(probe: Mapping[str, Any]) -> str:
     gate = probe.get("gate")
     gated = (f"; F0 gate: each frame's warp from the pitch of the last {gate['window_seconds']:g} s, "
              f"(F0 / {gate['reference_hz']:g} Hz)^-{gate['exponent']:g}" if gate else "")
+    built_in = probe.get("built_in")
+    if built_in is not None:
+        gated += (f"; built-in gate: models.PitchGated, factors {', '.join(f'{f:g}' for f in built_in['factors'])}, "
+                  f"F0 from each frame's own receptive field, (F0 / {built_in['reference_hz']:g} Hz)"
+                  f"^-{built_in['exponent']:g}")
     lines = [f"Recall on the held-out engines' streams with the mel filterbank warped by each factor ({over}; "
              f"< 1: every voice lower, > 1: higher; 1 is the model as trained{gated}).", "",
              "| recall @ ≤ 1 FA/h " + head, rule]
@@ -237,7 +256,7 @@ def format_probe(probe: Mapping[str, Any]) -> str:
                   "| voice " + head + " best |", rule + "---|"]
         for voice in voices:
             values = [r["voices"].get(voice, float("nan")) for r in rows]
-            fixed = [v for r, v in zip(rows, values) if r["factor"] != "gate"]
+            fixed = [v for r, v in zip(rows, values) if r["factor"] not in COLUMNS]
             best = rows[int(np.nanargmax(fixed))]["label"] if np.isfinite(fixed).any() else ""
             lines.append(f"| {voice} | " + " | ".join(_cell(v) for v in values) + f" | {best} |")
     return "\n".join(lines) + "\n"
