@@ -10,6 +10,7 @@ max for training).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -42,6 +43,25 @@ class NoNewFrames(Exception):
     that a detector made of several networks (``Ensemble``) can let every one
     of them take a push before the push ends.
     """
+
+
+def run_branches(branches: Sequence[nn.Module], wave: torch.Tensor) -> list[torch.Tensor]:
+    """Every branch's output on ``wave``; in a stream, every branch takes the push before ``NoNewFrames`` ends it.
+
+    Branches of one geometry complete their frames together (a frame is out when
+    its last sample is in), so either all of them give frames or none does.
+    """
+    outputs, waiting = [], False
+    for branch in branches:
+        try:
+            outputs.append(branch(wave))
+        except NoNewFrames:
+            waiting = True
+    if waiting:
+        if outputs:
+            raise RuntimeError("branches of one detector completed different frames from one push")
+        raise NoNewFrames
+    return outputs
 
 
 class Detector(nn.Module):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audioconv.geometry import TimeLayer
-from audioconv.models.base import Detector, NoNewFrames
+from audioconv.models.base import Detector, run_branches
 
 COMBINE = ("probabilities", "logits")
 
@@ -91,16 +91,6 @@ class Ensemble(Detector):
         return list(self.members)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        logits, waiting = [], False
-        for member in self.members:
-            try:
-                logits.append(member(wave))
-            except NoNewFrames:  # a streaming copy: every member must still take this push into its state
-                waiting = True
-        if waiting:
-            if logits:  # members of one geometry complete their frames together; anything else desyncs the stream
-                raise RuntimeError("ensemble members completed different frames from one push")
-            raise NoNewFrames
-        stacked = torch.stack(logits)
+        stacked = torch.stack(run_branches(self.members, wave))  # in a stream, every member takes every push
         combined = mean_probability_logit(stacked) if self.combine == "probabilities" else stacked.mean(dim=0)
         return combined * self.output_scale

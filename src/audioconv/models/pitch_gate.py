@@ -43,7 +43,7 @@ from torch import nn
 
 from audioconv.features import warp_filterbank
 from audioconv.geometry import TimeLayer
-from audioconv.models.base import Detector, NoNewFrames
+from audioconv.models.base import Detector, run_branches
 
 PITCH_FRAME_SECONDS = 0.045  # 2.7 periods at 60 Hz: the lowest pitch tracked needs two
 GATE_FACTORS = (0.85, 1.0, 1.15)  # three warps did about as well as nine in the probe (README)
@@ -136,25 +136,6 @@ class VoicePitch(Detector):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.pool(self.pitch(wave))
-
-
-def run_branches(branches: Sequence[nn.Module], wave: torch.Tensor) -> list[torch.Tensor]:
-    """Every branch's output on ``wave``; in a stream, every branch takes the push before ``NoNewFrames`` ends it.
-
-    Branches of one geometry complete their frames together (a frame is out when
-    its last sample is in), so either all of them give frames or none does.
-    """
-    outputs, waiting = [], False
-    for branch in branches:
-        try:
-            outputs.append(branch(wave))
-        except NoNewFrames:
-            waiting = True
-    if waiting:
-        if outputs:
-            raise RuntimeError("branches of one detector completed different frames from one push")
-        raise NoNewFrames
-    return outputs
 
 
 class PitchGated(Detector):
