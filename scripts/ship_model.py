@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-cross-engine", type=Path, metavar="JSON",
                         help="take the threshold from a cross_engine.json (pooled over held-out-engine folds)")
     parser.add_argument("--pitch-gate", action="store_true",
-                        help="ship the model wrapped in models.PitchGated (spectrogram models; the gate's defaults)")
+                        help="ship the model wrapped in models.PitchGated (spectrogram models; the gate's defaults); "
+                             "without --from-warp-probe its threshold is calibrated on validation streams like any "
+                             "model's, which finds little on unseen voices: for trying it, not for shipping")
     parser.add_argument("--from-warp-probe", type=Path, metavar="JSON",
                         help="with --pitch-gate: the threshold from a warps.json of scripts/warp_probe.py --built-in "
                              "(the built-in gate's pooled threshold at <= 1 FA/h; the median over its seeds)")

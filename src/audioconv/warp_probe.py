@@ -25,7 +25,6 @@ Each stream file is read once and scanned by all the warped copies of a model.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from audioconv.cross_engine import SEED_TARGETS as TARGETS
 from audioconv.cross_engine import Fold, pooled_threshold
 from audioconv.epoch_curve import _cell, study_folds  # one number formatting for both tables
 from audioconv.evaluate import ModelEvaluation
-from audioconv.features import warp_filterbank
+from audioconv.models import pitch_gate
 
 DEFAULT_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
 BUILT_IN = "built-in"  # the column of the model wrapped in ``models.PitchGated``: the gate as it would ship
@@ -52,13 +51,10 @@ class ProbeError(ValueError):
 
 def warped_copy(model: torch.nn.Module, factor: float) -> torch.nn.Module:
     """A copy of a spectrogram detector that hears every voice with its frequencies multiplied by ``factor``."""
-    frontend = getattr(model, "frontend", None)
-    if getattr(frontend, "mel", None) is None:
-        raise ProbeError(f"{type(model).__name__}: the warp probe needs a mel front end (a spectrogram model)")
-    warped = copy.deepcopy(model).eval()
-    if factor != 1.0:
-        warped.frontend.mel = warp_filterbank(frontend.mel, torch.tensor([factor]))[0]
-    return warped
+    try:
+        return pitch_gate.warped_copy(model, factor).eval()
+    except ValueError as error:
+        raise ProbeError(f"{type(model).__name__}: the warp probe needs a mel front end (a spectrogram model)") from error
 
 
 @dataclass(frozen=True)
@@ -124,13 +120,12 @@ def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = No
     each file read once, scanned once per factor. ``pitches``: pitch tracks by the audio's digest, filled and
     reused (a seed study's seeds share their streams)."""
     from audioconv import audio, checkpoints, detect, scan, streams
-    from audioconv.models import PitchGated
 
     model, info = checkpoints.load_detector(fold.checkpoint)
     settings = detect.detection_settings(info)
     copies: dict[Any, torch.nn.Module] = {factor: warped_copy(model, factor) for factor in factors}
     if built_in is not None:
-        copies[BUILT_IN] = PitchGated(model, **built_in).eval()
+        copies[BUILT_IN] = pitch_gate.PitchGated(model, **built_in).eval()
     truth = streams.read_truth(fold.truth)
     scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*copies, *(["gate"] if gate else [])]}
     pitches = pitches if pitches is not None else {}

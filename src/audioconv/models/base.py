@@ -115,3 +115,28 @@ class Detector(nn.Module):
     def clip_logits(self, wave: torch.Tensor) -> torch.Tensor:
         """One logit per clip: the max over time. A keyword anywhere in the clip is enough."""
         return max_pool(self(wave))
+
+
+class Combined(Detector):
+    """Several detectors of one time geometry scored as one logit per frame (``Ensemble``, ``PitchGated``).
+
+    What they share: the members (frame ``i`` of each is computed from the same
+    samples), their geometry, and one temperature applied to the combined logit
+    (``output_scale``) rather than to each member's head, which would change how
+    the combination ranks frames. Subclasses combine in ``forward`` and multiply
+    by ``output_scale``.
+    """
+
+    def __init__(self, members: Sequence[Detector]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.sample_rate = members[0].sample_rate
+        self.register_buffer("output_scale", torch.ones(()))  # temperature scaling of the combined logit
+
+    def divide_logits(self, temperature: float) -> None:
+        """Divide the combined logit (the members' heads are left alone)."""
+        self.output_scale /= temperature
+
+    @property
+    def time_layers(self) -> list[TimeLayer]:
+        return self.members[0].time_layers

@@ -28,10 +28,8 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from audioconv.geometry import TimeLayer
-from audioconv.models.base import Detector, run_branches
+from audioconv.models.base import Combined, Detector, run_branches
 
 COMBINE = ("probabilities", "logits")
 
@@ -49,7 +47,7 @@ def mean_probability_logit(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(-F.softplus(-logits), dim=0) - torch.logsumexp(-F.softplus(logits), dim=0)
 
 
-class Ensemble(Detector):
+class Ensemble(Combined):
     """Frame logits [B, T'] of several detectors combined: the logit of their mean probability, or their mean logit.
 
     Args:
@@ -59,7 +57,6 @@ class Ensemble(Detector):
     """
 
     def __init__(self, members: Sequence[Detector], combine: str = "probabilities") -> None:
-        super().__init__()
         members = list(members)
         if not members:
             raise ValueError("an ensemble needs at least one member")
@@ -73,18 +70,8 @@ class Ensemble(Detector):
                     f"{member.receptive_field} at {member.sample_rate} Hz) than member 0 (hop {first.hop}, "
                     f"receptive field {first.receptive_field} at {first.sample_rate} Hz): their frames would not line up"
                 )
-        self.members = nn.ModuleList(members)
+        super().__init__(members)
         self.combine = combine
-        self.sample_rate = first.sample_rate
-        self.register_buffer("output_scale", torch.ones(()))  # temperature scaling of the combined logit
-
-    def divide_logits(self, temperature: float) -> None:
-        """Divide the combined logit: dividing each member's would change how a mean of probabilities ranks frames."""
-        self.output_scale /= temperature
-
-    @property
-    def time_layers(self) -> list[TimeLayer]:
-        return self.members[0].time_layers
 
     @property
     def branches(self) -> list[Detector]:

@@ -43,10 +43,22 @@ from torch import nn
 
 from audioconv.features import warp_filterbank
 from audioconv.geometry import TimeLayer
-from audioconv.models.base import Detector, run_branches
+from audioconv.models.base import Combined, Detector, run_branches
 
 PITCH_FRAME_SECONDS = 0.045  # 2.7 periods at 60 Hz: the lowest pitch tracked needs two
 GATE_FACTORS = (0.85, 1.0, 1.15)  # three warps did about as well as nine in the probe (README)
+
+
+def warped_copy(detector: Detector, factor: float) -> Detector:
+    """A copy of a mel-spectrogram detector that hears every frequency multiplied by ``factor`` (its mel
+    filterbank warped by ``features.warp_filterbank``); the detector itself is left alone."""
+    mel = getattr(getattr(detector, "frontend", None), "mel", None)
+    if mel is None:
+        raise ValueError(f"a warp needs a detector with a mel front end, not a {type(detector).__name__}")
+    warped = copy.deepcopy(detector)
+    if factor != 1.0:
+        warped.frontend.mel = warp_filterbank(mel, torch.tensor([factor], dtype=mel.dtype))[0]
+    return warped
 
 
 class FramePitch(nn.Module):
@@ -138,7 +150,7 @@ class VoicePitch(Detector):
         return self.pool(self.pitch(wave))
 
 
-class PitchGated(Detector):
+class PitchGated(Combined):
     """A mel-spectrogram detector that scores each frame with its filterbank warped to suit the voice's pitch.
 
     Args:
@@ -152,28 +164,16 @@ class PitchGated(Detector):
 
     def __init__(self, detector: Detector, factors: Sequence[float] = GATE_FACTORS, reference_hz: float = 130.0,
                  exponent: float = 0.3, min_voiced: int = 5) -> None:
-        super().__init__()
         factors = sorted(float(f) for f in factors)
-        mel = getattr(getattr(detector, "frontend", None), "mel", None)
-        if mel is None:
-            raise ValueError(f"a pitch gate needs a detector with a mel front end, not a {type(detector).__name__}")
         if not factors or factors[0] <= 0:
             raise ValueError(f"warp factors must be positive, got {factors}")
         if not reference_hz > 0 or min_voiced < 1:
             raise ValueError(f"need reference_hz > 0 and min_voiced >= 1, got {reference_hz}, {min_voiced}")
-        members = []
-        for factor in factors:
-            member = copy.deepcopy(detector)
-            if factor != 1.0:
-                member.frontend.mel = warp_filterbank(mel, torch.tensor([factor], dtype=mel.dtype))[0]
-            members.append(member)
-        self.members = nn.ModuleList(members)
-        self.sample_rate = detector.sample_rate
+        super().__init__([warped_copy(detector, factor) for factor in factors])
         self.voice = VoicePitch(detector.hop, detector.receptive_field, detector.sample_rate)
         self.factors, self.reference_hz, self.exponent = factors, float(reference_hz), float(exponent)
         self.min_voiced = int(min_voiced)
         self.register_buffer("log_factors", torch.log(torch.tensor(factors))[:, None, None], persistent=False)
-        self.register_buffer("output_scale", torch.ones(()))  # temperature scaling, as an ensemble's
         self.unvoiced = min(range(len(factors)), key=lambda i: abs(factors[i] - 1.0))
 
     @property
@@ -181,14 +181,6 @@ class PitchGated(Detector):
         """The gate's constructor arguments (all but the detector): what a saved config records."""
         return {"factors": list(self.factors), "reference_hz": self.reference_hz, "exponent": self.exponent,
                 "min_voiced": self.min_voiced}
-
-    def divide_logits(self, temperature: float) -> None:
-        """Divide the chosen logit (the members' heads are left alone)."""
-        self.output_scale /= temperature
-
-    @property
-    def time_layers(self) -> list[TimeLayer]:
-        return self.members[0].time_layers
 
     @property
     def unwarped(self) -> Detector:
