@@ -203,6 +203,24 @@ def test_build_is_deterministic(built, tmp_path):
     assert other.read_bytes() != manifest.read_bytes()
 
 
+def test_audio_digests_name_the_engine_whose_audio_differs(built, tmp_path):
+    cfg, manifest, rows = built
+    digests = corpus.audio_digests(rows)
+    assert set(digests) == {row["engine"] for row in rows}
+    assert corpus.audio_digests(list(reversed(rows))) == digests, "row order does not matter"
+    engine = next(e for e in digests if e != "noise")
+    victim = next(row for row in rows if row["engine"] == engine)
+    copied = Path(tmp_path / Path(victim["path"]).name)
+    copied.write_bytes(Path(victim["path"]).read_bytes())
+    moved = [{**row, "path": str(copied)} if row is victim else row for row in rows]
+    assert corpus.audio_digests(moved) == digests, "the folder a file lies in does not matter, its bytes do"
+    wave, rate = sf.read(copied, dtype="float32")
+    wave[len(wave) // 2] += 0.01
+    sf.write(copied, wave, rate, subtype="PCM_16")
+    changed = corpus.audio_digests(moved)
+    assert {e for e in digests if changed[e] != digests[e]} == {engine}
+
+
 def test_keys_follow_output_settings_only():
     cfg = tiny_cfg()
     assert corpus.corpus_dir(cfg, "/r") == corpus.corpus_dir(copy.deepcopy(cfg), "/r")

@@ -59,6 +59,7 @@ def test_tiny_training_end_to_end(model: str, pooling: str, corpus_root: Path, t
         for name in ("accuracy", "precision", "recall", "auroc", "false_alarms_per_hour"):
             assert f"{split}/{name}" in report["metrics"]
     assert "Test report" in result.stdout and "heldout" in result.stdout
+    assert report["corpus_audio"] and all(len(d) == 12 for d in report["corpus_audio"].values())
 
     losses = epoch_losses(run_dir)
     assert len(losses) == 4

@@ -436,6 +436,11 @@ class KeywordDataModule(L.LightningDataModule):
             raise ValueError("no training data: data.use_synthetic is false and data.user_folder is not set")
         return rows
 
+    def audio_digests(self) -> dict[str, str]:
+        """Per engine, a digest of the audio trained and tested on (``corpus.audio_digests``): what to compare
+        when one config and seed give other figures on another machine."""
+        return corpus.audio_digests(self._rows())
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return

@@ -169,6 +169,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    corpus_audio = datamodule.audio_digests()
+    log.info("corpus audio digests: %s", ", ".join(f"{engine} {digest}" for engine, digest in corpus_audio.items()))
     module = build_module(cfg, datamodule.test_splits, datamodule.domains, datamodule.phonemes)
     model = module.model
     if cfg.get("init_from"):
@@ -196,6 +198,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "fit_seconds": fit_seconds,
         "total_seconds": time.perf_counter() - started,
+        "corpus_audio": corpus_audio,
         "metrics": metrics,
     }
     log.info("rank %d of %d finished", trainer.global_rank, trainer.world_size)

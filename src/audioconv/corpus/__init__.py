@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from audioconv.corpus.build import build_part, part_dir
 from audioconv.corpus.engines import ENGINES, SynthesisError
-from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, complete, read_manifest, summarize
+from audioconv.corpus.manifest import KINDS, MANIFEST_COLUMNS, SPLITS, audio_digests, complete, read_manifest, summarize
 from audioconv.corpus.settings import EXTRA_KINDS, CorpusConfig, extra_parts, plain, view_key
 from audioconv.corpus.users import USER_ENGINE, USER_SUBFOLDERS, user_corpus_rows
 from audioconv.corpus.view import view_dir, write_view
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ENGINES", "KINDS", "MANIFEST_COLUMNS", "SPLITS", "CorpusConfig", "SynthesisError", "USER_ENGINE", "USER_SUBFOLDERS",
-    "build_corpus", "corpus_dir", "part_dir", "read_manifest", "summarize", "user_corpus_rows", "view_key",
+    "audio_digests", "build_corpus", "corpus_dir", "part_dir", "read_manifest", "summarize", "user_corpus_rows", "view_key",
 ]
 
 

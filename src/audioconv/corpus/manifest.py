@@ -11,6 +11,7 @@ A manifest is written in one rename, so it only ever describes a whole corpus.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -67,6 +68,26 @@ def complete(manifest: Path) -> bool:
         return False
     base = manifest.parent
     return all((base / row["path"]).exists() for row in read_raw(manifest))
+
+
+def audio_digests(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Per engine, a digest of the audio its rows name (file names and bytes, in name order; 12 hex digits).
+
+    Why: the corpus is synthesized on each machine, and a speech engine of
+    another build can say the same text differently. The same config and seed
+    gave different cross-engine figures on two fresh machines; equal digests
+    rule the corpus out, unequal ones name the engine whose audio differs.
+    """
+    paths: dict[str, list[Path]] = {}
+    for row in rows:
+        paths.setdefault(str(row["engine"]), []).append(Path(row["path"]))
+    digests = {}
+    for engine, files in sorted(paths.items()):
+        digest = hashlib.sha1()
+        for path in sorted(files, key=lambda p: p.name):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digests[engine] = digest.hexdigest()[:12]
+    return digests
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> str:
