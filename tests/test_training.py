@@ -60,6 +60,7 @@ def test_tiny_training_end_to_end(model: str, pooling: str, corpus_root: Path, t
             assert f"{split}/{name}" in report["metrics"]
     assert "Test report" in result.stdout and "heldout" in result.stdout
     assert report["corpus_audio"] and all(len(d) == 12 for d in report["corpus_audio"].values())
+    assert report["machine"]["torch"] == torch.__version__ and report["machine"]["threads"] >= 1
 
     losses = epoch_losses(run_dir)
     assert len(losses) == 4

@@ -199,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "fit_seconds": fit_seconds,
         "total_seconds": time.perf_counter() - started,
         "corpus_audio": corpus_audio,
+        "machine": machine(),
         "metrics": metrics,
     }
     log.info("rank %d of %d finished", trainer.global_rank, trainer.world_size)
@@ -208,6 +209,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(format_report(metrics, datamodule.test_splits))
         print(f"best checkpoint: {report['best_checkpoint']}")
     return report
+
+
+def machine() -> dict[str, Any]:
+    """What a run's float arithmetic depends on besides config and seed: torch's version, the CPU's vector
+    instructions torch uses (AVX2, AVX512: other kernels, other rounding) and its thread count."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
