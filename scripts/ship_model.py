@@ -57,7 +57,8 @@ def gated_pooled_threshold(path: Path) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, nargs="+", required=True,
-                        help="a train.py best.ckpt; several: shipped as their ensemble (mean of their probabilities)")
+                        help="a train.py best.ckpt, or a shipped .safetensors (its temperature is undone first, "
+                             "e.g. to ship it again with --pitch-gate); several: shipped as their ensemble")
     parser.add_argument("--name", choices=registry.MODEL_NAMES, required=True)
     parser.add_argument("--minutes", type=float, default=120.0, help="validation stream audio to calibrate on")
     parser.add_argument("--target", type=float, default=0.5, help="false alarms per hour to aim for")
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints.model_name(model) != args.name:
         print(f"error: {args.checkpoint[0]}: a {checkpoints.model_name(model)} model, not {args.name}", file=sys.stderr)
         return 2
+    shipped_before = calibrate.undo_temperature(model, info)  # a shipped .safetensors: back on its trained scale
     if args.pitch_gate:
         from audioconv.models import PitchGated
 
@@ -141,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = [checkpoint.parent.parent / "metrics.json" for checkpoint in args.checkpoint]
     run_metrics = [json.loads(m.read_text())["metrics"] if m.is_file() else {} for m in runs]
     run_metrics = run_metrics[0] if len(run_metrics) == 1 else run_metrics  # an ensemble: each member's run
+    if shipped_before != 1.0:  # shipped again: its file holds the test metrics of the run that made it
+        run_metrics = info.get("test_metrics", run_metrics)
+        source = {**source, "shipped_from": str(args.checkpoint[0]), "shipped_temperature_undone": shipped_before}
     out = args.out / f"{args.name}.safetensors"
     checkpoints.save_detector(
         out,

@@ -49,6 +49,19 @@ def through_temperature(threshold: float, temperature: float) -> float:
     return float(1 / (1 + np.exp(-logit / temperature)))
 
 
+def undo_temperature(model: Detector, info: Mapping[str, Any]) -> float:
+    """Multiply back the temperature a shipped file folded into ``model`` (its ``calibration.temperature``;
+    1 for a train.py checkpoint), so it gives the logits it was trained to give. Returns that temperature.
+
+    Why: thresholds measured on cross-engine folds are on the trained models' scale, so a shipped model
+    shipped again (e.g. wrapped in a pitch gate) must be back on that scale before it is calibrated anew.
+    """
+    temperature = float(info.get("calibration", {}).get("temperature", 1.0))
+    if temperature != 1.0:
+        model.divide_logits(1.0 / temperature)
+    return temperature
+
+
 def calibrate_threshold(
     model: Detector,
     rows: Sequence[Mapping[str, Any]],
