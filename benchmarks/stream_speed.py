@@ -2,6 +2,7 @@
 
     python benchmarks/stream_speed.py                        # 90 s of audio per measurement, 20/80/320 ms pushes
     python benchmarks/stream_speed.py --seconds 120 --repeats 3 --push-ms 10 80
+    python benchmarks/stream_speed.py --models spectrogram --weights gated=gated/spectrogram.safetensors  # beside a file
 
 Everything runs on one thread (``torch.set_num_threads(1)``, OMP_NUM_THREADS=1,
 onnxruntime ``intra_op_num_threads=1, inter_op_num_threads=1``, openWakeWord's
@@ -154,8 +155,13 @@ def main() -> int:
     parser.add_argument("--push-ms", type=float, nargs="+", default=list(PUSH_MS), help="push sizes in ms")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per measurement; the best is kept")
+    parser.add_argument("--weights", nargs="+", default=[], metavar="LABEL=FILE",
+                        help="also measure these detector files (.safetensors), e.g. gated=/tmp/gated/spectrogram.safetensors")
     parser.add_argument("--no-openwakeword", action="store_true")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.weights if "=" in item)
+    if len(extra) != len(args.weights):
+        parser.error("--weights takes LABEL=FILE pairs")
 
     import onnxruntime
     import torch
@@ -178,8 +184,9 @@ def main() -> int:
     makers: dict[tuple[str, str], tuple[Callable[[int], Pusher], np.ndarray]] = {}  # a fresh pusher for a push size
     geometry: dict[str, tuple[int, int]] = {}
     graphs: dict[tuple[str, int], bytes] = {}  # (model, push samples) -> stateful streaming ONNX graph
-    for name in args.models:
-        model, info = checkpoints.load_detector(checkpoints.shipped_weights(name))
+    sources = {**{name: checkpoints.shipped_weights(name) for name in args.models}, **extra}
+    for name, source in sources.items():
+        model, info = checkpoints.load_detector(source)
         geometry[name] = (model.hop, model.receptive_field)
         for size in pushes:
             block = size if size % model.hop == 0 else export.push_samples_for(model, export.DEFAULT_PUSH_MS)
@@ -212,7 +219,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     cell = lambda cost, size: f"{cost * MICROSECONDS:,.0f} ({size / SAMPLE_RATE / cost:,.0f})"  # noqa: E731
     ratio = lambda slow, fast: f"{slow / fast:.1f}x" if slow else "n/a"  # noqa: E731
-    for name in args.models:
+    for name in sources:
         hop, field = geometry[name]
         for size, ms in zip(pushes, args.push_ms):
             onnx, mine, rerun = (cpu[(name, kind, size)] for kind in ("onnx", "stateful", "re-run"))
