@@ -15,7 +15,7 @@ into the head first (and the threshold carried through it); the metrics.json of 
 the weights in the safetensors header, so a shipped file says how it was made.
 ``--pitch-gate`` ships the model wrapped in ``models.PitchGated`` (each frame
 scored with the mel filterbank warped to suit the voice's pitch); its threshold
-comes from ``--from-warp-probe runs/.../warps.json``, the built-in gate's pooled
+comes from ``--from-warp-probe runs/.../warps.json`` (or one probe per seed study: the median over all), the built-in gate's pooled
 threshold over the same cross-engine folds (``scripts/warp_probe.py --built-in``).
 Several checkpoints (one recipe trained from several seeds) ship as one
 ``Ensemble``: the mean of their frame probabilities, in one file and one ONNX graph.
@@ -38,20 +38,23 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = ROOT / "src" / "audioconv" / "weights"  # package data: the source tree, not an installed copy
 
 
-def gated_pooled_threshold(path: Path) -> tuple[float, float]:
-    """(threshold, recall) of the built-in gate's column of a warp probe at <= 1 FA/h: the median threshold
-    over the probed seeds, and their mean pooled recall."""
+def gated_pooled_threshold(*paths: Path) -> tuple[float, float]:
+    """(threshold, recall) of the built-in gate's column of warp probes at <= 1 FA/h: the median threshold
+    over every probed seed (one probe of a seed study, or one probe per seed), and their mean pooled recall."""
     import statistics
 
-    probe = json.loads(path.read_text())
-    rows = [row for row in probe["rows"] if row["factor"] == "built-in"]
-    if not rows:
-        raise ValueError("no built-in gate column (run scripts/warp_probe.py with --built-in)")
-    pooled = rows[0]["pooled"]["recall_at_1_fa_per_hour"]
-    thresholds = [float(t) for t in pooled["thresholds"].values() if t is not None and 0 < float(t) < 1]
+    thresholds, recalls = [], []
+    for path in paths:
+        probe = json.loads(path.read_text())
+        rows = [row for row in probe["rows"] if row["factor"] == "built-in"]
+        if not rows:
+            raise ValueError(f"{path}: no built-in gate column (run scripts/warp_probe.py with --built-in)")
+        pooled = rows[0]["pooled"]["recall_at_1_fa_per_hour"]
+        thresholds += [float(t) for t in pooled["thresholds"].values() if t is not None and 0 < float(t) < 1]
+        recalls += [float(r) for r in pooled["seeds"].values()] if "seeds" in pooled else [float(pooled["mean"])]
     if not thresholds:
         raise ValueError("the built-in gate kept no seed at <= 1 false alarm an hour")
-    return statistics.median(thresholds), float(pooled["mean"])
+    return statistics.median(thresholds), statistics.mean(recalls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="ship the model wrapped in models.PitchGated (spectrogram models; the gate's defaults); "
                              "without --from-warp-probe its threshold is calibrated on validation streams like any "
                              "model's, which finds little on unseen voices: for trying it, not for shipping")
-    parser.add_argument("--from-warp-probe", type=Path, metavar="JSON",
-                        help="with --pitch-gate: the threshold from a warps.json of scripts/warp_probe.py --built-in "
-                             "(the built-in gate's pooled threshold at <= 1 FA/h; the median over its seeds)")
+    parser.add_argument("--from-warp-probe", type=Path, nargs="+", metavar="JSON",
+                        help="with --pitch-gate: the threshold from the .json of scripts/warp_probe.py --built-in "
+                             "(the built-in gate's pooled threshold at <= 1 FA/h; the median over its seeds; "
+                             "several files: over all their seeds)")
     parser.add_argument("--pooled-threshold", type=float, metavar="T",
                         help="a pooled cross-engine threshold (before temperature) read from an earlier run's "
                              "cross_engine.md, when its JSON is not at hand; --pooled-recall says what it kept")
@@ -109,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     probed = None
     if args.from_warp_probe:
         try:
-            probed = gated_pooled_threshold(args.from_warp_probe)
+            probed = gated_pooled_threshold(*args.from_warp_probe)
         except (OSError, ValueError, KeyError) as error:
-            print(f"error: {args.from_warp_probe}: {error}", file=sys.stderr)
+            print(f"error: {' '.join(map(str, args.from_warp_probe))}: {error}", file=sys.stderr)
             return 2
     settings = config.corpus_settings(root=ROOT)
     rows = corpus.read_manifest(corpus.build_corpus(settings, ROOT / "data" / "corpus"))
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if probed is not None:
         pooled_threshold, recall = probed
         threshold = calibrate.through_temperature(pooled_threshold, temperature)
-        source = {"warp_probe": str(args.from_warp_probe), "pooled_threshold_before_temperature": pooled_threshold,
+        source = {"warp_probe": [str(p) for p in args.from_warp_probe], "pooled_threshold_before_temperature": pooled_threshold,
                   "target_false_alarms_per_hour": 1.0, "recall_at_target": recall}
     if args.pooled_threshold is not None:
         threshold = calibrate.through_temperature(args.pooled_threshold, temperature)

@@ -67,3 +67,19 @@ def test_the_gated_threshold_is_the_median_of_the_probed_seeds(tmp_path):
     path.write_text(json.dumps(probe))
     with pytest.raises(ValueError, match="--built-in"):
         _script().gated_pooled_threshold(path)
+
+
+def test_probes_of_single_seeds_give_the_median_over_all_of_them(tmp_path):
+    import json
+
+    paths = []
+    for seed, threshold, recall in (("seed1234", 0.9871, 0.20), ("seed7", 0.9874, 0.16), ("seed42", 0.9827, 0.23)):
+        pooled = {"seeds": {seed: recall}, "mean": recall, "thresholds": {seed: threshold}}
+        path = tmp_path / f"{seed}.json"
+        path.write_text(json.dumps({"rows": [{"factor": "built-in", "pooled": {"recall_at_1_fa_per_hour": pooled}}]}))
+        paths.append(path)
+    threshold, recall = _script().gated_pooled_threshold(*paths)
+    assert threshold == pytest.approx(0.9871) and recall == pytest.approx((0.20 + 0.16 + 0.23) / 3)
+    paths[1].write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="seed7.json"):
+        _script().gated_pooled_threshold(*paths)
