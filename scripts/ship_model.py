@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if checkpoints.model_name(model) != args.name:
         print(f"error: {args.checkpoint[0]}: a {checkpoints.model_name(model)} model, not {args.name}", file=sys.stderr)
         return 2
-    shipped_before = calibrate.undo_temperature(model, info)  # a shipped .safetensors: back on its trained scale
+    undone = calibrate.undo_temperature(model, info)  # a shipped .safetensors: back on its trained scale
     if args.pitch_gate:
         from audioconv.models import PitchGated
 
@@ -147,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = [checkpoint.parent.parent / "metrics.json" for checkpoint in args.checkpoint]
     run_metrics = [json.loads(m.read_text())["metrics"] if m.is_file() else {} for m in runs]
     run_metrics = run_metrics[0] if len(run_metrics) == 1 else run_metrics  # an ensemble: each member's run
-    if shipped_before != 1.0:  # shipped again: its file holds the test metrics of the run that made it
-        run_metrics = info.get("test_metrics", run_metrics)
-        source = {**source, "shipped_from": str(args.checkpoint[0]), "shipped_temperature_undone": shipped_before}
+    if "test_metrics" in info:  # a shipped file shipped again: it holds the test metrics of the run that made it
+        run_metrics = info["test_metrics"]
+        source = {**source, "shipped_from": str(args.checkpoint[0]), "shipped_temperature_undone": undone}
     out = args.out / f"{args.name}.safetensors"
     checkpoints.save_detector(
         out,
