@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audioconv.models import Conv1dDetector, PitchGated, SpectrogramDetector
-from audioconv.models.pitch_gate import FramePitch, VoicePitch
+from audioconv.models.pitch_gate import ClipPitchWarp, FramePitch, VoicePitch
 from audioconv.scan import scan_chunked, scan_naive, scan_whole
 from audioconv.warp_probe import warped_copy
 from scanning_helpers import SAMPLE_RATE, make_model, make_wave, one_thread  # noqa: F401 - one_thread is autouse
@@ -148,3 +148,39 @@ def test_what_cannot_be_gated_is_refused():
 
     with pytest.raises(ValueError, match="one single detector"):
         checkpoints.build_detector({"_target_": checkpoints.PITCH_GATED, "detector": {"_target_": checkpoints.ENSEMBLE}})
+
+
+@pytest.mark.parametrize(("f0", "factor"), [(80.0, 1.15), (130.0, 1.0), (150.0, 1.0), (250.0, 0.85), (340.0, 0.85)])
+def test_training_warps_each_clip_as_the_gate_would_warp_its_voice(f0, factor):
+    warp = ClipPitchWarp()
+    clips = torch.from_numpy(np.stack([buzz(f0, 1.2, seed=s) for s in range(2)]))
+    assert warp(clips).tolist() == pytest.approx([factor, factor])
+
+
+def test_a_clip_without_voice_is_not_warped():
+    noise = np.random.default_rng(2).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1
+    short_buzz = np.concatenate([buzz(300.0, 0.05), np.zeros(SAMPLE_RATE, dtype=np.float32)])  # < min_voiced frames
+    assert ClipPitchWarp()(torch.from_numpy(np.stack([noise, short_buzz[:SAMPLE_RATE]]))).tolist() == [1.0, 1.0]
+
+
+def test_pitch_warp_changes_training_only():
+    """In training a high voice is heard through the filterbank warped by 0.85 (as the gate's copy would hear
+    it); in eval mode, and in what it saves, the model is the plain detector."""
+    quiet = {**SMALL, "dropout": 0.0, "freq_mask": 0, "time_mask": 0}
+    plain = make_model(SpectrogramDetector, seed=3, **quiet)
+    normalized = SpectrogramDetector(pitch_warp=True, **quiet)
+    normalized.load_state_dict(plain.state_dict())
+    assert normalized.state_dict().keys() == plain.state_dict().keys()
+    wave = torch.from_numpy(np.stack([buzz(260.0, 1.5), buzz(120.0, 1.5, seed=1)]))
+    plain.eval(), normalized.eval()
+    torch.testing.assert_close(normalized(wave), plain(wave))
+    lowered = warped_copy(plain, 0.85).train()
+    plain.train(), normalized.train()
+    assert normalized(wave).shape == plain(wave).shape
+    # batch norm in training mode mixes the batch: compare each clip's front end instead of the logits
+    by_pitch = normalized.pitch_warp(wave)
+    assert by_pitch.tolist() == pytest.approx([0.85, 1.0])
+    torch.testing.assert_close(normalized.frontend(wave, by_pitch)[0], lowered.features(wave)[0])
+    torch.testing.assert_close(normalized.frontend(wave, by_pitch)[1], plain.features(wave)[1])
+    with pytest.raises(ValueError, match="pitch_warp"):
+        SpectrogramDetector(n_mels=0, pitch_warp=True)

@@ -124,6 +124,43 @@ class FramePitch(nn.Module):
         return torch.cat([voiced, voiced * log2_f0], dim=1)
 
 
+def nearest_factor(log2_f0: torch.Tensor, log_factors: torch.Tensor, reference_hz: float, exponent: float) -> torch.Tensor:
+    """log2 F0 [...] -> the index of the warp nearest ``(f0 / reference_hz) ** -exponent`` among
+    ``exp(log_factors)`` ([K, 1, ...] broadcasting against it): the gate's rule, shared with training."""
+    log_warp = -exponent * math.log(2) * (log2_f0 - math.log2(reference_hz))
+    return (torch.exp(log_factors) - torch.exp(log_warp)[None]).abs().argmin(dim=0)
+
+
+class ClipPitchWarp(nn.Module):
+    """VTLN in training: each clip's mel filterbank warped by the factor the gate would give its voice.
+
+    Why: ``PitchGated`` moves an unseen voice toward the pitch the model is at
+    ease with, but the model itself trained on voices at their own heights.
+    Trained with every clip moved the same way (the mean log F0 of the clip's
+    voiced pitch frames, the gate's factors and rule; clips with fewer than
+    ``min_voiced`` voiced frames stay at 1), the model learns in the space the
+    gate scores in: speaker normalization on both sides, as in ASR's VTLN.
+    Deterministic (no draws); the caller applies it in training only.
+    """
+
+    def __init__(self, sample_rate: int = 16_000, hop: int = 320, factors: Sequence[float] = GATE_FACTORS,
+                 reference_hz: float = 130.0, exponent: float = 0.3, min_voiced: int = 5) -> None:
+        super().__init__()
+        self.pitch = FramePitch(round(PITCH_FRAME_SECONDS * sample_rate), hop, sample_rate)
+        self.reference_hz, self.exponent, self.min_voiced = float(reference_hz), float(exponent), int(min_voiced)
+        factors = sorted(float(f) for f in factors)
+        self.register_buffer("factors", torch.tensor(factors), persistent=False)
+        self.register_buffer("log_factors", torch.log(torch.tensor(factors))[:, None], persistent=False)
+        self.unvoiced = min(range(len(factors)), key=lambda i: abs(factors[i] - 1.0))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave [B, T] -> [B] each clip's warp factor."""
+        voiced, weighted = self.pitch(wave).sum(dim=-1).unbind(dim=1)  # [B] voiced frames, sum of their log2 F0
+        nearest = nearest_factor(weighted / voiced.clamp_min(1.0), self.log_factors, self.reference_hz, self.exponent)
+        index = torch.where(voiced >= self.min_voiced, nearest, torch.full_like(nearest, self.unvoiced))
+        return self.factors[index]
+
+
 class VoicePitch(Detector):
     """wave [B, T] -> [B, 2, T']: per output frame, the share of voiced pitch frames in its receptive field and
     their mean log2 F0 times that share.
@@ -194,9 +231,7 @@ class PitchGated(Combined):
     def choices(self, voice: torch.Tensor) -> torch.Tensor:
         """[B, 2, T'] from ``VoicePitch`` -> [B, T'] the index of each frame's member."""
         share, weighted = voice[:, 0], voice[:, 1]
-        log2_f0 = weighted / share.clamp_min(1e-6)
-        log_warp = -self.exponent * math.log(2) * (log2_f0 - math.log2(self.reference_hz))
-        nearest = (torch.exp(self.log_factors) - torch.exp(log_warp)[None]).abs().argmin(dim=0)
+        nearest = nearest_factor(weighted / share.clamp_min(1e-6), self.log_factors, self.reference_hz, self.exponent)
         enough = share * self.voice.frames_per_field >= self.min_voiced - 0.5
         return torch.where(enough, nearest, torch.full_like(nearest, self.unvoiced))
 

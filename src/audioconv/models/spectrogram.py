@@ -2,7 +2,8 @@
 
 wave [B, T]
   -> LogSpectrogram (frame 25 ms, hop 10 ms, FFT, |.|, mel, log)   [B, n_mels, frames]
-  -> (training only: the mel filterbank warped per clip, VTLP; SpecAugment masks)
+  -> (training only: the mel filterbank warped per clip, by its pitch (VTLN) and/or
+     at random (VTLP); SpecAugment masks)
   -> Conv2d blocks over (frequency, time): frequency padded and strided,
      time unpadded                                                 [B, C2, n_mels / 4, frames']
   -> frequency folded into channels, 1x1 conv                      [B, C, frames']
@@ -26,6 +27,7 @@ from audioconv.features import LogSpectrogram
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
 from audioconv.models.layers import blocks_time_layers, make_norm, temporal_stack_and_head
+from audioconv.models.pitch_gate import ClipPitchWarp
 
 
 class SpecAugment(nn.Module):
@@ -115,6 +117,9 @@ class SpectrogramDetector(Detector):
         warp_prob (float, optional): VTLP: share of training clips whose mel filterbank is warped (a
             speaker's vocal-tract length and pitch moved together; ``FilterbankWarp``). (Default: ``0``)
         warp_range (Sequence[float], optional): VTLP: warp factors, drawn log-uniformly. (Default: ``(0.8, 1.25)``)
+        pitch_warp (bool, optional): VTLN: in training, warp each clip's mel filterbank by the factor the
+            pitch gate would give its voice (``pitch_gate.ClipPitchWarp``), so the model learns in the
+            space ``PitchGated`` scores in. Scans and saved weights are unchanged. (Default: ``False``)
         sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
 
     Shape:
@@ -139,6 +144,7 @@ class SpectrogramDetector(Detector):
         time_mask: int = 10,
         warp_prob: float = 0.0,
         warp_range: Sequence[float] = (0.8, 1.25),
+        pitch_warp: bool = False,
         sample_rate: int = 16_000,
     ) -> None:
         super().__init__()
@@ -147,8 +153,8 @@ class SpectrogramDetector(Detector):
         self.input_norm = nn.BatchNorm1d(self.frontend.n_bins)
         self.specaugment = SpecAugment(freq_mask, time_mask)
         self.warp = FilterbankWarp(warp_prob, warp_range)
-        if warp_prob > 0 and n_mels == 0:
-            raise ValueError("warp_prob needs a mel filterbank (n_mels > 0)")
+        if (warp_prob > 0 or pitch_warp) and n_mels == 0:
+            raise ValueError("warp_prob and pitch_warp need a mel filterbank (n_mels > 0)")
         layers, in_channels, bins = [], 1, self.frontend.n_bins
         for out_channels, time_stride in zip(conv2d_channels, conv2d_time_strides):
             layers.append(Conv2dBlock(in_channels, out_channels, 3, freq_stride=2, time_stride=time_stride))
@@ -156,6 +162,8 @@ class SpectrogramDetector(Detector):
         self.conv2d = nn.Sequential(*layers)
         self.fold = nn.Sequential(nn.Conv1d(in_channels * bins, channels, 1, bias=False), make_norm(norm, channels), nn.ReLU())
         self.blocks, self.head = temporal_stack_and_head(channels, kernel, dilations, separable, gated, norm, dropout)
+        # pitch frames at the output hop, as the gate's (``VoicePitch``)
+        self.pitch_warp = ClipPitchWarp(sample_rate, self.hop) if pitch_warp else None
 
     @property
     def time_layers(self) -> list[TimeLayer]:
@@ -169,6 +177,9 @@ class SpectrogramDetector(Detector):
         """The hidden features the head reads: wave [B, T] -> [B, channels, T'] (one vector per frame);
         ``depth``: after that many temporal blocks only (``Detector.embed``)."""
         warps = self.warp(wave.shape[0], wave.device)  # None outside training
+        if self.training and self.pitch_warp is not None:
+            by_pitch = self.pitch_warp(wave)
+            warps = by_pitch if warps is None else warps * by_pitch
         # scans go through features(): streaming swaps the front end for a one-argument window (audioconv.streaming)
         features = self.features(wave) if warps is None else self.frontend(wave, warps)
         x = self.specaugment(self.input_norm(features))
