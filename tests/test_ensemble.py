@@ -130,6 +130,30 @@ def test_an_ensemble_of_checkpoints_saves_and_loads_as_one_file(tmp_path):
     assert isinstance(single, SpectrogramDetector) and single_info["threshold"] == 0.7
 
 
+def test_shipped_members_join_an_ensemble_on_their_trained_scale(tmp_path):
+    """A shipped file folds its temperature into its head; in an ensemble that temperature is undone, so the
+    ensemble of shipped files is the ensemble of the networks they were made from."""
+    from audioconv import checkpoints
+
+    config = {"_target_": "audioconv.models.SpectrogramDetector", **SMALL}
+    networks = [make_model(SpectrogramDetector, seed=s, **SMALL) for s in (1, 2)]
+    trained = [_saved(tmp_path, f"t{s}", network, config) for s, network in zip((1, 2), networks)]
+    shipped = []
+    for s, temperature in ((1, 2.0), (2, 1.0)):
+        network, _ = checkpoints.load_detector(trained[s - 1])
+        network.divide_logits(temperature)
+        path = tmp_path / f"shipped{s}.safetensors"
+        checkpoints.save_detector(path, network, config, threshold=0.9, calibration={"temperature": temperature})
+        shipped.append(path)
+    wave = make_wave(2 * SAMPLE_RATE, seed=6)
+    from_trained, _ = checkpoints.load_ensemble(trained)
+    from_shipped, _ = checkpoints.load_ensemble(shipped)
+    np.testing.assert_allclose(scan_whole(from_shipped, wave), scan_whole(from_trained, wave), atol=1e-6)
+    alone, alone_info = checkpoints.load_ensemble(shipped[:1])  # one file is itself, calibrated
+    assert alone_info["calibration"]["temperature"] == 2.0
+    assert not np.allclose(scan_whole(alone, wave), scan_whole(from_trained.members[0], wave), atol=1e-3)
+
+
 def test_an_ensemble_file_serves_the_api_and_the_figures(tmp_path):
     """The Python API (scores, events, live stream) and resolve_model take an ensemble file like a single one."""
     import audioconv

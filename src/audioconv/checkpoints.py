@@ -108,14 +108,22 @@ def load_ensemble(paths: Sequence[str | os.PathLike], combine: str = "probabilit
     """Several checkpoints as one ``Ensemble`` (eval mode) and its info: only its config, since no member's
     threshold is the ensemble's (measure one: ``scripts/ship_model.py``).
 
-    One path gives that detector alone, with its own info. Raises ``CheckpointError``
-    for an unusable file and ``ValueError`` when the members' frames would not line up.
+    Each member of an ensemble is put back on the scale it was trained at: a
+    shipped ``.safetensors`` has its temperature undone (``calibrate.undo_temperature``),
+    as no member's calibration is the ensemble's and thresholds measured on the
+    cross-engine folds are on the trained scale. One path gives that detector
+    alone, with its own info (and temperature). Raises ``CheckpointError`` for an
+    unusable file and ``ValueError`` when the members' frames would not line up.
     """
+    from audioconv.calibrate import undo_temperature  # calibrate scans streams: imported only when combining
+
     loaded = [load_detector(path) for path in paths]
     if not loaded:
         raise ValueError("no checkpoint given")
     if len(loaded) == 1:
         return loaded[0]
+    for member, member_info in loaded:
+        undo_temperature(member, member_info)
     model = Ensemble([member for member, _ in loaded], combine=combine).eval()
     configs = [member_info["model_config"] for _, member_info in loaded]
     return model, {"model_config": ensemble_config(configs, combine)}  # a member's threshold is not the ensemble's
