@@ -159,9 +159,9 @@ def main() -> int:
                         help="also measure these detector files (.safetensors), e.g. gated=/tmp/gated/spectrogram.safetensors")
     parser.add_argument("--no-openwakeword", action="store_true")
     args = parser.parse_args()
-    extra = dict(item.split("=", 1) for item in args.weights if "=" in item)
     if not all("=" in item for item in args.weights):
         parser.error("--weights takes LABEL=FILE pairs")
+    extra = dict(item.split("=", 1) for item in args.weights)
     taken = set(extra) & {*args.models, "openWakeWord"}
     if taken or len(extra) != len(args.weights):  # a label of a shipped model, or one given twice, would overwrite it
         parser.error(f"--weights labels must be new and distinct (not {', '.join(sorted(taken)) or 'a repeated one'})")
