@@ -103,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     undone = calibrate.undo_temperature(model, info)  # a shipped .safetensors: back on its trained scale
     if args.pitch_gate:
         from audioconv.models import PitchGated
+        from audioconv.models.pitch_gate import trained_rule
 
         try:
-            model = PitchGated(model).eval()
+            model = PitchGated(model, **trained_rule(model).settings).eval()  # VTLN-trained: its own warps
         except ValueError as error:
             print(f"error: {args.checkpoint[0]}: {error}", file=sys.stderr)
             return 2

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--built-in", action="store_true",
                         help="also score the model wrapped in models.PitchGated (its own pitch tracker and factors)")
     parser.add_argument("--built-in-factors", nargs="+", type=positive,
-                        help="the built-in gate's warps (default: models.pitch_gate.GATE_FACTORS)")
+                        help="the built-in gate's warps (default: those the model trained in with model.pitch_warp, "
+                             "else models.pitch_gate.GATE_FACTORS)")
     parser.add_argument("--gate-reference", type=positive, default=130.0, help="F0 scored unwarped, Hz (default 130)")
     parser.add_argument("--gate-exponent", type=float, default=0.3, help="warp = (F0 / reference)^-exponent (default 0.3)")
     parser.add_argument("--gate-window", type=positive, default=3.0, help="seconds of pitch per frame (default 3)")
@@ -70,10 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         gate = (warp_probe.PitchGate(args.gate_reference, args.gate_exponent, args.gate_window) if args.gate else None)
         built_in = None
         if args.built_in:
-            from audioconv.models.pitch_gate import GATE_FACTORS
-
-            built_in = {"factors": sorted(set(args.built_in_factors or GATE_FACTORS)),
-                        "reference_hz": args.gate_reference, "exponent": args.gate_exponent}
+            built_in = {"reference_hz": args.gate_reference, "exponent": args.gate_exponent}
+            if args.built_in_factors:
+                built_in["factors"] = sorted(set(args.built_in_factors))
         probe = warp_probe.study_warps(args.study, factors, args.engines, args.min_keywords, gate, progress=progress,
                                        built_in=built_in)
     except (ValueError, OSError) as error:  # ProbeError, CheckpointError, AudioError name their file

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audioconv.models import Conv1dDetector, PitchGated, SpectrogramDetector
-from audioconv.models.pitch_gate import ClipPitchWarp, FramePitch, VoicePitch
+from audioconv.models.pitch_gate import ClipPitchWarp, FramePitch, GateRule, VoicePitch, trained_rule
 from audioconv.scan import scan_chunked, scan_naive, scan_whole
 from audioconv.warp_probe import warped_copy
 from scanning_helpers import SAMPLE_RATE, make_model, make_wave, one_thread  # noqa: F401 - one_thread is autouse
@@ -184,3 +184,26 @@ def test_pitch_warp_changes_training_only():
     torch.testing.assert_close(normalized.frontend(wave, by_pitch)[1], plain.features(wave)[1])
     with pytest.raises(ValueError, match="pitch_warp"):
         SpectrogramDetector(n_mels=0, pitch_warp=True)
+
+
+def test_the_gate_rule_checks_its_arguments_once_for_gate_and_training():
+    assert GateRule((1.15, 0.85, 1.0)).factors == (0.85, 1.0, 1.15) and GateRule((1.15, 0.85, 1.0)).unvoiced == 1
+    for bad in [{"factors": ()}, {"factors": (0.0, 1.0)}, {"factors": (1.0, 1.0)}, {"reference_hz": 0.0},
+                {"min_voiced": 0}]:
+        with pytest.raises(ValueError):
+            GateRule(**bad)
+    with pytest.raises(ValueError, match="positive"):
+        SpectrogramDetector(pitch_warp=True, pitch_warp_factors=(-0.5, 1.0), **SMALL)
+
+
+def test_a_vtln_model_trains_and_is_gated_with_its_own_warps():
+    """pitch_warp_factors reaches training (a 340 Hz voice goes to the lowest of four warps, 0.75, where the
+    default three would give 0.85) and the gate the model belongs in (``trained_rule``); a model trained
+    without VTLN belongs in the default gate."""
+    four = (0.75, 0.85, 1.0, 1.15)
+    model = SpectrogramDetector(pitch_warp=True, pitch_warp_factors=four, **SMALL)
+    high = torch.from_numpy(np.stack([buzz(340.0, 1.2)]))
+    assert model.pitch_warp(high).tolist() == pytest.approx([0.75])
+    assert ClipPitchWarp()(high).tolist() == pytest.approx([0.85])
+    assert trained_rule(model).factors == four and PitchGated(model, **trained_rule(model).settings).factors == list(four)
+    assert trained_rule(make_model(SpectrogramDetector, seed=1, **SMALL)) == GateRule()

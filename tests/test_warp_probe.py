@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = {"_target_": "audioconv.models.SpectrogramDetector", "conv2d_channels": [4, 8], "channels": 16}
 
 
-def _fold(folder: Path, model_seed: int, wave: np.ndarray, truth: dict) -> None:
+def _fold(folder: Path, model_seed: int, wave: np.ndarray, truth: dict, **model_config: object) -> None:
     """A trained fold as a cross-engine study leaves it: best checkpoint and streams."""
     model = make_model(SpectrogramDetector, seed=model_seed, conv2d_channels=[4, 8], channels=16)
     best = folder / "run" / "checkpoints" / "best.ckpt"
     best.parent.mkdir(parents=True)
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": {"model_config": CONFIG}}, best)
+                "hyper_parameters": {"model_config": {**CONFIG, **model_config}}}, best)
     streams.save_stream(folder / "streams" / "stream_000.flac", wave)
     streams.write_truth(folder / "streams" / "truth.csv", truth)
 
@@ -141,7 +141,7 @@ def test_the_built_in_column_is_the_pitch_gated_model_evaluated_alone(tmp_path):
     _fold(tmp_path / "study" / "kokoro", 3, wave, truth)
     settings = {"factors": [0.85, 1.0, 1.15], "reference_hz": 130.0, "exponent": 0.3}
     probe = warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None, built_in=settings)
-    assert probe["factors"] == [1.0, warp_probe.BUILT_IN] and probe["built_in"] == settings
+    assert probe["factors"] == [1.0, warp_probe.BUILT_IN] and probe["built_in"] == {**settings, "min_voiced": 5}
     fold = cross_engine.Fold("kokoro", tmp_path / "study" / "kokoro")
     model, info = checkpoints.load_detector(fold.checkpoint)
     alone = evaluate.summarize_model("gated", model, detect.detection_settings(info),
@@ -154,3 +154,21 @@ def test_the_built_in_column_is_the_pitch_gated_model_evaluated_alone(tmp_path):
     pooled = row["pooled"]["recall_at_1_fa_per_hour"]
     assert pooled["thresholds"] and all(0 < t <= 1 for t in pooled["thresholds"].values())
     assert "built-in gate" in warp_probe.format_probe(probe)
+
+
+def test_the_built_in_gate_of_a_vtln_model_uses_the_warps_it_trained_in(tmp_path):
+    """A fold trained with model.pitch_warp and four factors is gated with those four unless --built-in-factors
+    says otherwise, and the probe records the gate it used; folds gated differently are refused."""
+    wave = (0.02 * np.random.default_rng(3).standard_normal(20 * 16_000)).astype(np.float32)
+    truth = {"stream_000.flac": [streams.Keyword(4.0, 4.7, "x:a")]}
+    four = [0.75, 0.85, 1.0, 1.15]
+    _fold(tmp_path / "study" / "kokoro", 3, wave, truth, pitch_warp=True, pitch_warp_factors=four)
+    gate = {"reference_hz": 130.0, "exponent": 0.3}
+    probe = warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None, built_in=gate)
+    assert probe["built_in"]["factors"] == four
+    given = warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None,
+                                   built_in={**gate, "factors": [0.9, 1.0]})
+    assert given["built_in"]["factors"] == [0.9, 1.0]
+    _fold(tmp_path / "study" / "piper", 4, wave, truth)  # the default three factors
+    with pytest.raises(warp_probe.ProbeError, match="gates differ"):
+        warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None, built_in=gate)

@@ -114,18 +114,23 @@ def gate_factors(frames: int, hop_seconds: float, field_seconds: float, ends: np
 def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = None,
                progress: Callable[[str], None] | None = None,
                pitches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-               built_in: Mapping[str, Any] | None = None) -> dict[Any, ModelEvaluation]:
+               built_in: Mapping[str, Any] | None = None,
+               gates_used: list[dict[str, Any]] | None = None) -> dict[Any, ModelEvaluation]:
     """The fold's model under each warp ``factor`` (and, with ``gate``, under the pitch-chosen warp per frame;
-    with ``built_in``, the settings of a ``PitchGated`` detector, as that detector), over the fold's streams:
-    each file read once, scanned once per factor. ``pitches``: pitch tracks by the audio's digest, filled and
-    reused (a seed study's seeds share their streams)."""
+    with ``built_in``, the settings of a ``PitchGated`` detector, as that detector: what is not given comes
+    from the rule the model trained in, ``pitch_gate.trained_rule``), over the fold's streams: each file read
+    once, scanned once per factor. ``pitches``: pitch tracks by the audio's digest, filled and reused (a seed
+    study's seeds share their streams); ``gates_used``: the built-in gate's full settings are appended."""
     from audioconv import audio, checkpoints, detect, scan, streams
 
     model, info = checkpoints.load_detector(fold.checkpoint)
     settings = detect.detection_settings(info)
     copies: dict[Any, torch.nn.Module] = {factor: warped_copy(model, factor) for factor in factors}
     if built_in is not None:
-        copies[BUILT_IN] = pitch_gate.PitchGated(model, **built_in).eval()
+        gate_settings = {**pitch_gate.trained_rule(model).settings, **built_in}  # factors: the model's own unless given
+        copies[BUILT_IN] = pitch_gate.PitchGated(model, **gate_settings).eval()
+        if gates_used is not None:
+            gates_used.append(copies[BUILT_IN].settings)
     truth = streams.read_truth(fold.truth)
     scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*copies, *(["gate"] if gate else [])]}
     pitches = pitches if pitches is not None else {}
@@ -208,18 +213,21 @@ def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines
         raise ProbeError(f"warp factors must be positive, got {list(factors)}")
     per_seed: dict[str, dict[str, dict[float, ModelEvaluation]]] = {}
     pitches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    gates_used: list[dict[str, Any]] = []
     for seed, fold in study_folds(study, engines):
         if not fold.checkpoint.is_file():
             raise ProbeError(f"{fold.checkpoint}: no checkpoint (is the fold trained?)")
         progress(f"[{seed} {fold.engine}] scoring {fold.checkpoint} under {len(factors)} warps"
                  + (" and the pitch gate" if gate else "") + (" and the built-in gate" if built_in else ""))
         per_seed.setdefault(seed, {})[fold.engine] = probe_fold(fold, sorted(factors), gate, pitches=pitches,
-                                                                built_in=built_in)
+                                                                built_in=built_in, gates_used=gates_used)
     if not per_seed:
         raise ProbeError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
     probe = summarize(per_seed, min_keywords)
     probe["gate"] = asdict(gate) if gate else None
-    probe["built_in"] = dict(built_in) if built_in is not None else None
+    if any(used != gates_used[0] for used in gates_used):
+        raise ProbeError(f"{study}: the folds' built-in gates differ (models trained with other pitch_warp_factors?)")
+    probe["built_in"] = gates_used[0] if built_in is not None else None
     return probe
 
 

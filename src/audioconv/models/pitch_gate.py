@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -124,11 +125,54 @@ class FramePitch(nn.Module):
         return torch.cat([voiced, voiced * log2_f0], dim=1)
 
 
-def nearest_factor(log2_f0: torch.Tensor, log_factors: torch.Tensor, reference_hz: float, exponent: float) -> torch.Tensor:
-    """log2 F0 [...] -> the index of the warp nearest ``(f0 / reference_hz) ** -exponent`` among
-    ``exp(log_factors)`` ([K, 1, ...] broadcasting against it): the gate's rule, shared with training."""
-    log_warp = -exponent * math.log(2) * (log2_f0 - math.log2(reference_hz))
-    return (torch.exp(log_factors) - torch.exp(log_warp)[None]).abs().argmin(dim=0)
+@dataclass(frozen=True)
+class GateRule:
+    """Which warp a voice gets from its pitch: the one rule of the gate (``PitchGated``) and of VTLN training
+    (``ClipPitchWarp``), held once so the two cannot drift apart.
+
+    factors: the warps to choose from (sorted here; one of them should be 1).
+    reference_hz: the pitch left unwarped (factor 1), roughly the middle of the training voices.
+    exponent: warp = (f0 / reference_hz) ** -exponent; ~0.3 is the ratio of formant to pitch differences
+        between adult voices.
+    min_voiced: fewest voiced pitch frames for the pitch to count; with fewer, the factor nearest 1.
+    """
+
+    factors: tuple[float, ...] = GATE_FACTORS
+    reference_hz: float = 130.0
+    exponent: float = 0.3
+    min_voiced: int = 5
+
+    def __post_init__(self) -> None:
+        factors = tuple(sorted(float(f) for f in self.factors))
+        if not factors or not factors[0] > 0 or len(set(factors)) < len(factors):
+            raise ValueError(f"warp factors must be positive and distinct, got {list(self.factors)}")
+        if not self.reference_hz > 0 or self.min_voiced < 1:
+            raise ValueError(f"need reference_hz > 0 and min_voiced >= 1, got {self.reference_hz}, {self.min_voiced}")
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "reference_hz", float(self.reference_hz))
+        object.__setattr__(self, "exponent", float(self.exponent))
+        object.__setattr__(self, "min_voiced", int(self.min_voiced))
+
+    @property
+    def unvoiced(self) -> int:
+        """The index of the factor nearest 1: what too little voicing gets."""
+        return min(range(len(self.factors)), key=lambda i: abs(self.factors[i] - 1.0))
+
+    @property
+    def settings(self) -> dict[str, float | int | list[float]]:
+        """The rule as keyword arguments (``PitchGated``'s, and what a saved config records)."""
+        return {"factors": list(self.factors), "reference_hz": self.reference_hz, "exponent": self.exponent,
+                "min_voiced": self.min_voiced}
+
+    def choose(self, log2_f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+        """Mean log2 F0 and the count of voiced pitch frames it came from (same shape, any) -> the index of
+        each one's factor: the factor nearest ``(f0 / reference_hz) ** -exponent``, or the one nearest 1
+        with fewer than ``min_voiced`` voiced frames (a count may be fractional: a share times a size)."""
+        log_warp = -self.exponent * math.log(2) * (log2_f0 - math.log2(self.reference_hz))
+        factors = torch.tensor(self.factors, dtype=log2_f0.dtype, device=log2_f0.device)
+        factors = factors.reshape(-1, *([1] * log2_f0.dim()))
+        nearest = (factors - torch.exp(log_warp)[None]).abs().argmin(dim=0)
+        return torch.where(voiced >= self.min_voiced - 0.5, nearest, torch.full_like(nearest, self.unvoiced))
 
 
 class ClipPitchWarp(nn.Module):
@@ -137,28 +181,28 @@ class ClipPitchWarp(nn.Module):
     Why: ``PitchGated`` moves an unseen voice toward the pitch the model is at
     ease with, but the model itself trained on voices at their own heights.
     Trained with every clip moved the same way (the mean log F0 of the clip's
-    voiced pitch frames, the gate's factors and rule; clips with fewer than
+    voiced pitch frames and the gate's ``GateRule``; clips with fewer than
     ``min_voiced`` voiced frames stay at 1), the model learns in the space the
     gate scores in: speaker normalization on both sides, as in ASR's VTLN.
     Deterministic (no draws); the caller applies it in training only.
     """
 
-    def __init__(self, sample_rate: int = 16_000, hop: int = 320, factors: Sequence[float] = GATE_FACTORS,
-                 reference_hz: float = 130.0, exponent: float = 0.3, min_voiced: int = 5) -> None:
+    def __init__(self, sample_rate: int = 16_000, hop: int = 320, rule: GateRule = GateRule()) -> None:
         super().__init__()
         self.pitch = FramePitch(round(PITCH_FRAME_SECONDS * sample_rate), hop, sample_rate)
-        self.reference_hz, self.exponent, self.min_voiced = float(reference_hz), float(exponent), int(min_voiced)
-        factors = sorted(float(f) for f in factors)
-        self.register_buffer("factors", torch.tensor(factors), persistent=False)
-        self.register_buffer("log_factors", torch.log(torch.tensor(factors))[:, None], persistent=False)
-        self.unvoiced = min(range(len(factors)), key=lambda i: abs(factors[i] - 1.0))
+        self.rule = rule
+        self.register_buffer("factors", torch.tensor(rule.factors), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """wave [B, T] -> [B] each clip's warp factor."""
         voiced, weighted = self.pitch(wave).sum(dim=-1).unbind(dim=1)  # [B] voiced frames, sum of their log2 F0
-        nearest = nearest_factor(weighted / voiced.clamp_min(1.0), self.log_factors, self.reference_hz, self.exponent)
-        index = torch.where(voiced >= self.min_voiced, nearest, torch.full_like(nearest, self.unvoiced))
-        return self.factors[index]
+        return self.factors[self.rule.choose(weighted / voiced.clamp_min(1.0), voiced)]
+
+
+def trained_rule(detector: Detector) -> GateRule:
+    """The gate a detector belongs in: the rule it was trained in with VTLN (``pitch_warp``), else the default."""
+    warp = getattr(detector, "pitch_warp", None)
+    return warp.rule if isinstance(warp, ClipPitchWarp) else GateRule()
 
 
 class VoicePitch(Detector):
@@ -192,37 +236,30 @@ class PitchGated(Combined):
 
     Args:
         detector: a trained ``SpectrogramDetector`` with a mel front end; copied once per factor.
-        factors: the warps to choose from (sorted; one of them should be 1).
-        reference_hz: the pitch left unwarped (factor 1), roughly the middle of the training voices.
-        exponent: warp = (f0 / reference_hz) ** -exponent; ~0.3 is the ratio of formant to pitch
-            differences between adult voices.
-        min_voiced: fewest voiced pitch frames in a receptive field for the pitch to count.
+        factors, reference_hz, exponent, min_voiced: the ``GateRule`` that picks each frame's member
+            (its defaults: the gate that ships).
     """
 
     def __init__(self, detector: Detector, factors: Sequence[float] = GATE_FACTORS, reference_hz: float = 130.0,
                  exponent: float = 0.3, min_voiced: int = 5) -> None:
-        factors = sorted(float(f) for f in factors)
-        if not factors or factors[0] <= 0:
-            raise ValueError(f"warp factors must be positive, got {factors}")
-        if not reference_hz > 0 or min_voiced < 1:
-            raise ValueError(f"need reference_hz > 0 and min_voiced >= 1, got {reference_hz}, {min_voiced}")
-        super().__init__([warped_copy(detector, factor) for factor in factors])
+        rule = GateRule(tuple(factors), reference_hz, exponent, min_voiced)
+        super().__init__([warped_copy(detector, factor) for factor in rule.factors])
         self.voice = VoicePitch(detector.hop, detector.receptive_field, detector.sample_rate)
-        self.factors, self.reference_hz, self.exponent = factors, float(reference_hz), float(exponent)
-        self.min_voiced = int(min_voiced)
-        self.register_buffer("log_factors", torch.log(torch.tensor(factors))[:, None, None], persistent=False)
-        self.unvoiced = min(range(len(factors)), key=lambda i: abs(factors[i] - 1.0))
+        self.rule = rule
+
+    @property
+    def factors(self) -> list[float]:
+        return list(self.rule.factors)
 
     @property
     def settings(self) -> dict[str, float | int | list[float]]:
         """The gate's constructor arguments (all but the detector): what a saved config records."""
-        return {"factors": list(self.factors), "reference_hz": self.reference_hz, "exponent": self.exponent,
-                "min_voiced": self.min_voiced}
+        return self.rule.settings
 
     @property
     def unwarped(self) -> Detector:
         """The member nearest factor 1: the detector as trained (what unvoiced frames get)."""
-        return self.members[self.unvoiced]
+        return self.members[self.rule.unvoiced]
 
     @property
     def branches(self) -> list[Detector]:
@@ -231,9 +268,7 @@ class PitchGated(Combined):
     def choices(self, voice: torch.Tensor) -> torch.Tensor:
         """[B, 2, T'] from ``VoicePitch`` -> [B, T'] the index of each frame's member."""
         share, weighted = voice[:, 0], voice[:, 1]
-        nearest = nearest_factor(weighted / share.clamp_min(1e-6), self.log_factors, self.reference_hz, self.exponent)
-        enough = share * self.voice.frames_per_field >= self.min_voiced - 0.5
-        return torch.where(enough, nearest, torch.full_like(nearest, self.unvoiced))
+        return self.rule.choose(weighted / share.clamp_min(1e-6), share * self.voice.frames_per_field)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         *logits, voice = run_branches(self.branches, wave)

@@ -27,7 +27,7 @@ from audioconv.features import LogSpectrogram
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Detector
 from audioconv.models.layers import blocks_time_layers, make_norm, temporal_stack_and_head
-from audioconv.models.pitch_gate import ClipPitchWarp
+from audioconv.models.pitch_gate import GATE_FACTORS, ClipPitchWarp, GateRule
 
 
 class SpecAugment(nn.Module):
@@ -120,6 +120,8 @@ class SpectrogramDetector(Detector):
         pitch_warp (bool, optional): VTLN: in training, warp each clip's mel filterbank by the factor the
             pitch gate would give its voice (``pitch_gate.ClipPitchWarp``), so the model learns in the
             space ``PitchGated`` scores in. Scans and saved weights are unchanged. (Default: ``False``)
+        pitch_warp_factors (Sequence[float], optional): VTLN: the gate's warps the clips are moved to
+            (``pitch_gate.GateRule``; gate the trained model with the same ones). (Default: ``(0.85, 1, 1.15)``)
         sample_rate (int, optional): Sample rate of the input waveform, in Hz. (Default: ``16000``)
 
     Shape:
@@ -145,6 +147,7 @@ class SpectrogramDetector(Detector):
         warp_prob: float = 0.0,
         warp_range: Sequence[float] = (0.8, 1.25),
         pitch_warp: bool = False,
+        pitch_warp_factors: Sequence[float] = GATE_FACTORS,
         sample_rate: int = 16_000,
     ) -> None:
         super().__init__()
@@ -163,7 +166,7 @@ class SpectrogramDetector(Detector):
         self.fold = nn.Sequential(nn.Conv1d(in_channels * bins, channels, 1, bias=False), make_norm(norm, channels), nn.ReLU())
         self.blocks, self.head = temporal_stack_and_head(channels, kernel, dilations, separable, gated, norm, dropout)
         # pitch frames at the output hop, as the gate's (``VoicePitch``)
-        self.pitch_warp = ClipPitchWarp(sample_rate, self.hop) if pitch_warp else None
+        self.pitch_warp = ClipPitchWarp(sample_rate, self.hop, GateRule(tuple(pitch_warp_factors))) if pitch_warp else None
 
     @property
     def time_layers(self) -> list[TimeLayer]:
