@@ -42,9 +42,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--keywords-per-minute", type=float, help="mean keyword rate (default: StreamConfig's)")
     add("--snr", type=float, nargs=2, metavar=("LOW", "HIGH"), help="speech-to-background SNR range in dB")
     add("--no-background", action="store_true", help="no background noise")
+    add("--narrowband", type=float, default=0.0, metavar="P",
+        help="share of utterances heard through a telephone line, under a wideband background (default 0)")
     args = parser.parse_args(argv)
     if args.count < 1 or args.minutes <= 0:
         parser.error("--count must be >= 1 and --minutes > 0")
+    if not 0.0 <= args.narrowband <= 1.0:
+        parser.error("--narrowband must be in [0, 1]")
     if args.keywords_per_minute is not None and args.keywords_per_minute < 0:
         parser.error("--keywords-per-minute must be >= 0")
     return args
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {manifest}: split {args.split!r} is empty", file=sys.stderr)
         return 2
     config = streams.StreamConfig(seconds=args.minutes * 60, background=not args.no_background,
-                                  keyword=settings["keyword"])
+                                  keyword=settings["keyword"], narrowband_prob=args.narrowband)
     if args.keywords_per_minute is not None:
         config = replace(config, keywords_per_minute=args.keywords_per_minute)
     if args.snr is not None:

@@ -214,6 +214,7 @@ def test_defaults_are_off_and_draw_nothing() -> None:
     wave, rng = tone_burst(), np.random.default_rng(0)
     state = rng.bit_generator.state
     assert augment.speaker(wave, aug, rng) is wave and augment.channel(wave, aug, rng) is wave
+    assert augment.narrowband(wave, aug, rng) is wave
     assert rng.bit_generator.state == state, "an augmentation that is off draws nothing"
 
 
@@ -373,3 +374,19 @@ def test_fill_off_draws_nothing_so_default_clips_are_unchanged() -> None:
     with_pool.fill_pools, without.fill_pools = {"": np.array([1])}, {}
     for key in range(6):
         assert np.array_equal(with_pool[2 * key][0].numpy(), without[2 * key][0].numpy())
+
+
+def test_narrowband_speech_is_band_limited_under_a_wideband_background() -> None:
+    """narrowband_speech_prob: the speech goes through the phone line before the noise joins it, so the clip
+    keeps the background's energy above 4 kHz (the whole-clip telephone channel would remove it), seeded."""
+    speech = np.random.default_rng(3).standard_normal(int(1.5 * SR)).astype(np.float32) * 0.3
+    noise = np.random.default_rng(4).standard_normal(3 * SR).astype(np.float32)
+    quiet = replace(AugmentConfig(), pitch_prob=0.0, reverb_prob=0.0, noise_prob=1.0, snr_range_db=(10.0, 10.0),
+                    gain_range_db=(0.0, 0.0))
+    on = replace(quiet, narrowband_speech_prob=1.0)
+    alone = augment.record(speech, replace(on, noise_prob=0.0), np.random.default_rng(0), [noise])
+    assert energy_above(alone, 4000) < 1e-3 and energy_above(speech, 4000) > 0.4
+    mixed = augment.record(speech, on, np.random.default_rng(0), [noise])
+    assert np.array_equal(mixed, augment.record(speech, on, np.random.default_rng(0), [noise]))
+    assert energy_above(mixed, 4000) > 0.02, "the background (10 dB under the speech) stays wideband"
+    assert energy_above(mixed - alone, 4000) > 0.4, "what was added above the speech is the noise"

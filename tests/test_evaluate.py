@@ -208,6 +208,24 @@ def test_compose_stream_is_deterministic_and_truth_holds_the_keyword(tmp_path: P
         assert np.sqrt(np.mean(inside**2)) > 10 * noise_level  # the tone is where the truth says
 
 
+def test_narrowband_streams_carry_phone_band_speech_and_leave_default_streams_alone(tmp_path: Path) -> None:
+    """narrowband_prob=1: every utterance through a phone line (nothing above 4 kHz on digital silence); 0 draws
+    nothing, so the default streams are the ones composed before the option existed."""
+    rows = [dict(r, path=str(r["path"])) for r in fake_corpus(tmp_path / "corpus")]
+    for row in rows:  # wideband "speech": a tone plus white noise
+        wave, _ = sf.read(row["path"], dtype="float32")
+        sf.write(row["path"], wave + 0.05 * np.random.default_rng(1).standard_normal(wave.size).astype(np.float32), SR)
+    config = streams.StreamConfig(seconds=30.0, keywords_per_minute=8.0, reverb_prob=0.0, background=False)
+    plain, truth = streams.compose_stream(rows, config, seed=3)
+    phone, _ = streams.compose_stream(rows, replace(config, narrowband_prob=1.0), seed=3)
+    power = lambda w: np.abs(np.fft.rfft(w.astype(np.float64))) ** 2  # noqa: E731
+    top = np.fft.rfftfreq(plain.size, 1 / SR) > 4000
+    assert power(plain)[top].sum() / power(plain).sum() > 0.01
+    assert power(phone)[top].sum() / power(phone).sum() < 1e-4
+    same, truth_same = streams.compose_stream(rows, replace(config, narrowband_prob=0.0), seed=3)
+    assert np.array_equal(same, plain) and truth_same == truth
+
+
 def test_compose_stream_with_background_and_negative_only(tmp_path: Path) -> None:
     rows = fake_corpus(tmp_path / "corpus")
     config = streams.StreamConfig(seconds=20.0, keywords_per_minute=0.0)

@@ -70,6 +70,9 @@ class AugmentConfig:
     rir_room_size_range: tuple[float, float] = (3.0, 10.0)  # floor length and width, metres
     rir_room_height_range: tuple[float, float] = (2.4, 4.0)
     rir_seed: int = 0
+    # --- speech that arrives band-limited (a phone call, a recording played back) over a wideband background:
+    # the speech alone goes through a telephone line before the noise is mixed in
+    narrowband_speech_prob: float = 0.0
     # --- channel, after the noise: EQ, clipping, then telephone line or band-limit
     eq_prob: float = 0.0
     eq_bands: tuple[int, int] = (1, 4)  # peaking / shelving biquads per clip
@@ -362,6 +365,23 @@ def room(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator, rooms: 
     return clip
 
 
+def narrowband(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Speech that arrives through a telephone line before any background joins it (``narrowband_speech_prob``).
+
+    Why: ``channel`` band-limits speech and background together, as a phone
+    call recorded in noise would be. But speech heard over a phone or a
+    loudspeaker, in a room with music, is narrowband while the music is not:
+    nothing of the voice above ~3.5 kHz, where a model trained on wideband
+    speech looks for much of the keyword, and the background's energy there.
+    Real recordings of that kind were where the shipped model found almost
+    nothing over music (issue 8).
+    """
+    if _happens(rng, aug.narrowband_speech_prob):
+        clip = telephone(clip, rng, aug.sample_rate, aug.telephone_lowpass_hz, aug.telephone_highpass_hz,
+                         aug.telephone_mulaw_prob)
+    return clip
+
+
 def channel(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """What the line does to speech and noise alike: EQ, clipping, then a telephone line or a low-pass."""
     sr = aug.sample_rate
@@ -390,15 +410,16 @@ def record(
 ) -> np.ndarray:
     """What a recording does to a clip, in the order it happens: the speaker (pitch, formants), the room,
     background noise at a random SNR (relative to ``reference_rms``: the keyword's level, when there is one),
-    then the channel, which carries the noise too (EQ, clipping, telephone / band-limit), and the level last.
+    (the speech perhaps through a phone line first: ``narrowband``), then the channel, which carries the noise
+    too (EQ, clipping, telephone / band-limit), and the level last.
 
     Shared by the keyword clips and the phonetic task's whole utterances (``audioconv.utterances``),
     so both see the same voices and rooms. Nothing is drawn when ``aug`` is None.
     """
     if aug and rng.random() < aug.pitch_prob:
         clip = shift_pitch(clip, float(rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)), aug.sample_rate)
-    if aug:  # the speaker (formants), then the room: simulated or synthetic
-        clip = room(speaker(clip, aug, rng), aug, rng, rooms)
+    if aug:  # the speaker (formants), then the room (simulated or synthetic), then a phone line carrying the speech alone
+        clip = narrowband(room(speaker(clip, aug, rng), aug, rng, rooms), aug, rng)
     if aug and len(noises) and rng.random() < aug.noise_prob:
         noise = random_crop(noises[int(rng.integers(len(noises)))], len(clip), rng)
         clip = mix_at_snr(clip, noise, float(rng.uniform(*aug.snr_range_db)), reference_rms)

@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 
 from audioconv import audio, augment
+from audioconv.channel import telephone
 from audioconv.files import write_atomically, write_text_atomically
 
 TRUTH_COLUMNS = ("file", "start", "end", "voice", "text")
@@ -70,6 +71,7 @@ class StreamConfig:
     background: bool = True  # False: speech on digital silence
     reverb_prob: float = 0.3  # per utterance
     reverb_t60_range: tuple[float, float] = (0.2, 0.7)
+    narrowband_prob: float = 0.0  # per utterance: through a telephone line before the (wideband) background joins
     sample_rate: int = audio.SAMPLE_RATE
     keyword: str = DEFAULT_KEYWORD  # data.corpus.keyword: never spelled across two joined utterances
 
@@ -205,6 +207,8 @@ def compose_stream(
         if rng.random() < config.reverb_prob:
             room = augment.synthetic_room(rng, float(rng.uniform(*config.reverb_t60_range)), sr)
             utterance = augment.reverberate(utterance, room)
+        if config.narrowband_prob > 0 and rng.random() < config.narrowband_prob:  # no draw when off: streams unchanged
+            utterance = telephone(utterance, rng, sr)
         utterance = utterance * np.float32(10 ** (float(rng.uniform(*config.gain_range_db)) / 20))
         end = min(cursor + utterance.size, total)
         wave[cursor:end] += utterance[: end - cursor]
