@@ -45,12 +45,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--mine-hours", type=float, default=2.0, help="hours of the fold's training negatives scanned per round")
     add("--mine-threshold", type=float, default=0.1, help="windows scoring at least this are mined")
     add("--mine-epochs", type=int, default=6, help="fine-tuning epochs per mining round")
+    add("--narrowband", type=float, default=0.0, metavar="P",
+        help="share of the streams' utterances heard through a telephone line under a wideband background")
+    add("--streams-only", action="store_true",
+        help="compose each fold's streams in OUT/<engine>/streams and stop (no training): other streams to score "
+             "a study's models on, with scripts/warp_probe.py --streams OUT")
     add("overrides", nargs="*", metavar="KEY=VALUE", help="Hydra overrides for training (after --)")
     args = parser.parse_args(argv)
     if args.count < 1 or args.minutes <= 0:
         parser.error("--count must be >= 1 and --minutes > 0")
     if args.mine_rounds < 0 or args.mine_hours <= 0 or args.mine_epochs < 1 or not 0.0 <= args.mine_threshold <= 1.0:
         parser.error("need --mine-rounds >= 0, --mine-hours > 0, --mine-epochs >= 1 and --mine-threshold in [0, 1]")
+    if not 0.0 <= args.narrowband <= 1.0:
+        parser.error("--narrowband must be in [0, 1]")
+    if args.streams_only and (args.training_seeds or args.mine_rounds):
+        parser.error("--streams-only trains nothing: it excludes --training-seeds and --mine-rounds")
     seeds = args.training_seeds
     if seeds is not None and (len(set(seeds)) != len(seeds) or len(seeds) < 2):
         parser.error("--training-seeds needs at least two distinct seeds")
@@ -66,9 +75,18 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = corpus_settings(args.overrides, ROOT)
     engines = args.engines or settings["use"]
-    config = streams.StreamConfig(seconds=args.minutes * 60, keyword=settings["keyword"])
+    config = streams.StreamConfig(seconds=args.minutes * 60, keyword=settings["keyword"], narrowband_prob=args.narrowband)
     mining = cross_engine.Mining(args.mine_rounds, args.mine_hours, args.mine_threshold, args.mine_epochs)
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    if args.streams_only:
+        try:
+            truths = cross_engine.compose_streams(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,
+                                                  progress=progress)
+        except (ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print("\n".join(str(truth) for truth in truths))
+        return 0
     try:
         if args.training_seeds:
             result = cross_engine.run_seeds(engines, args.overrides, args.out, ROOT, config, args.count, args.seed,

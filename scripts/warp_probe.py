@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-reference", type=positive, default=130.0, help="F0 scored unwarped, Hz (default 130)")
     parser.add_argument("--gate-exponent", type=float, default=0.3, help="warp = (F0 / reference)^-exponent (default 0.3)")
     parser.add_argument("--gate-window", type=positive, default=3.0, help="seconds of pitch per frame (default 3)")
+    parser.add_argument("--streams", type=Path,
+                        help="score each fold on DIR/<engine>/streams instead of its own (cross_engine.py --streams-only)")
     parser.add_argument("--min-keywords", type=int, default=10, help="voices with fewer keywords get no row (default 10)")
     parser.add_argument("--out", type=Path, help="also write the tables here (Markdown), and the numbers beside it (.json)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.built_in_factors:
                 built_in["factors"] = sorted(set(args.built_in_factors))
         probe = warp_probe.study_warps(args.study, factors, args.engines, args.min_keywords, gate, progress=progress,
-                                       built_in=built_in)
+                                       built_in=built_in, streams_root=args.streams)
     except (ValueError, OSError) as error:  # ProbeError, CheckpointError, AudioError name their file
         print(f"error: {str(error).splitlines()[0] if str(error) else type(error).__name__}", file=sys.stderr)
         return 2

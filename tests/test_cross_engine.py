@@ -52,6 +52,27 @@ def test_one_fold_end_to_end(tmp_path):
     assert "| pico |" in done.stdout and (out / cross_engine.TABLE_FILE).read_text() in done.stdout
 
 
+def test_streams_only_composes_phone_band_streams_and_trains_nothing(tmp_path):
+    """--streams-only --narrowband 1: the fold's streams of its held-out voices, no run; run again, kept."""
+    if ENGINES["pico"].unavailable():
+        pytest.skip(ENGINES["pico"].unavailable())
+    out = tmp_path / "phone"
+    command = [sys.executable, str(ROOT / "scripts" / "cross_engine.py"), "--engines", "pico", "--count", "1",
+               "--minutes", "0.3", "--out", str(out), "--streams-only", "--narrowband", "1", "--", "experiment=tiny"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    truth = out / "pico" / "streams" / "truth.csv"
+    assert done.stdout.strip() == str(truth) and not (out / "pico" / "run").exists()
+    said = streams.read_said(out / "pico" / "streams" / "said.csv")
+    assert {u.voice.split(":")[0] for u in said["stream_000.flac"]} == {"pico"}
+    before = (out / "pico" / "streams" / "stream_000.flac").read_bytes()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 0 and (out / "pico" / "streams" / "stream_000.flac").read_bytes() == before
+    refused = subprocess.run([*command[:2], "--streams-only", "--training-seeds", "1", "2"], capture_output=True,
+                             text=True, cwd=ROOT, timeout=60)
+    assert refused.returncode == 2 and "--streams-only" in refused.stderr
+
+
 def fake_evaluation(points: list[tuple[float, int, int]], keywords: int, hours: float) -> ModelEvaluation:
     swept = [OperatingPoint(t, h, keywords, f, hours) for t, h, f in points]
     return ModelEvaluation("m", {"threshold": 0.5}, 0.05, hours, swept[0], swept, {})

@@ -172,3 +172,24 @@ def test_the_built_in_gate_of_a_vtln_model_uses_the_warps_it_trained_in(tmp_path
     _fold(tmp_path / "study" / "piper", 4, wave, truth)  # the default three factors
     with pytest.raises(warp_probe.ProbeError, match="gates differ"):
         warp_probe.study_warps(tmp_path / "study", [1.0], progress=lambda _: None, built_in=gate)
+
+
+def test_other_streams_score_a_study_as_if_they_were_its_own(tmp_path):
+    """--streams DIR: each fold is scored on DIR/<engine>/streams, exactly as a study whose folds held those
+    streams would be; a fold without streams there is refused by name."""
+    rng = np.random.default_rng(5)
+    own = (0.05 * rng.standard_normal(20 * 16_000)).astype(np.float32)
+    other = (0.05 * rng.standard_normal(20 * 16_000)).astype(np.float32)
+    truth = {"stream_000.flac": [streams.Keyword(4.0, 4.7, "x:a"), streams.Keyword(12.0, 12.7, "x:a")]}
+    _fold(tmp_path / "study" / "kokoro", 3, own, truth)
+    _fold(tmp_path / "twin" / "kokoro", 3, other, truth)  # the same model, the other streams as its own
+    (tmp_path / "twin" / "kokoro" / "run").rename(tmp_path / "unused")
+    quiet = {"progress": lambda _: None}
+    elsewhere = warp_probe.study_warps(tmp_path / "study", [0.9, 1.0], streams_root=tmp_path / "twin", **quiet)
+    _fold(tmp_path / "b" / "study" / "kokoro", 3, other, truth)  # same study name: same seed label
+    as_own = warp_probe.study_warps(tmp_path / "b" / "study", [0.9, 1.0], **quiet)
+    assert elsewhere["rows"] == as_own["rows"] and elsewhere["streams"] == str(tmp_path / "twin")
+    assert elsewhere["rows"] != warp_probe.study_warps(tmp_path / "study", [0.9, 1.0], **quiet)["rows"]
+    assert "not the folds' own" in warp_probe.format_probe(elsewhere)
+    with pytest.raises(warp_probe.ProbeError, match="no streams for fold kokoro"):
+        warp_probe.study_warps(tmp_path / "study", [1.0], streams_root=tmp_path / "nowhere", **quiet)

@@ -175,6 +175,27 @@ def make_fold_streams(
     return truth
 
 
+def compose_streams(engines: Sequence[str], overrides: Sequence[str], out: Path, repo_root: Path,
+                    stream_config: streams.StreamConfig, count: int, seed: int,
+                    progress: Callable[[str], None] = print) -> list[Path]:
+    """Each fold's streams alone, nothing trained: ``out/<engine>/streams/``, composed as ``run`` composes a
+    fold's (its view's held-out voices, real music of the held-out tracks), e.g. under another
+    ``stream_config`` (phone-band speech) to score a study's models on (``warp_probe.py --streams``).
+    Streams already there are kept. Returns the truth files."""
+    data = data_settings(overrides, repo_root)
+    music = music_rows(data, repo_root / "data" / "backgrounds")
+    truths = []
+    for engine in engines:
+        fold = Fold(engine, out / engine)
+        if not (fold.truth.is_file() and fold.said.is_file()):
+            view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
+            fold.truth.parent.mkdir(parents=True, exist_ok=True)
+            make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
+            progress(f"[{engine}] composed {count} stream(s) in {fold.truth.parent}")
+        truths.append(fold.truth)
+    return truths
+
+
 SOURCE_KINDS = ("keyword", "confusable", "speech")  # what a false alarm can overlap; "background" when nothing
 
 

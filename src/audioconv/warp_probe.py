@@ -115,12 +115,14 @@ def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = No
                progress: Callable[[str], None] | None = None,
                pitches: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
                built_in: Mapping[str, Any] | None = None,
-               gates_used: list[dict[str, Any]] | None = None) -> dict[Any, ModelEvaluation]:
+               gates_used: list[dict[str, Any]] | None = None,
+               truth_csv: Path | None = None) -> dict[Any, ModelEvaluation]:
     """The fold's model under each warp ``factor`` (and, with ``gate``, under the pitch-chosen warp per frame;
     with ``built_in``, the settings of a ``PitchGated`` detector, as that detector: what is not given comes
     from the rule the model trained in, ``pitch_gate.trained_rule``), over the fold's streams: each file read
     once, scanned once per factor. ``pitches``: pitch tracks by the audio's digest, filled and reused (a seed
-    study's seeds share their streams); ``gates_used``: the built-in gate's full settings are appended."""
+    study's seeds share their streams); ``gates_used``: the built-in gate's full settings are appended;
+    ``truth_csv``: other streams than the fold's own to score on."""
     from audioconv import audio, checkpoints, detect, scan, streams
 
     model, info = checkpoints.load_detector(fold.checkpoint)
@@ -131,10 +133,11 @@ def probe_fold(fold: Fold, factors: Sequence[float], gate: PitchGate | None = No
         copies[BUILT_IN] = pitch_gate.PitchGated(model, **gate_settings).eval()
         if gates_used is not None:
             gates_used.append(copies[BUILT_IN].settings)
-    truth = streams.read_truth(fold.truth)
+    truth_csv = truth_csv or fold.truth
+    truth = streams.read_truth(truth_csv)
     scored: dict[Any, list[evaluate.ScoredFile]] = {key: [] for key in [*copies, *(["gate"] if gate else [])]}
     pitches = pitches if pitches is not None else {}
-    for key, path in streams.truth_paths(fold.truth, list(truth)).items():
+    for key, path in streams.truth_paths(truth_csv, list(truth)).items():
         wave = audio.load(path, sample_rate=model.sample_rate, min_samples=model.receptive_field)
         seconds = wave.size / model.sample_rate
         per_factor = {factor: scan.scan_chunked(copy_, wave) for factor, copy_ in copies.items()}
@@ -202,9 +205,11 @@ def summarize(per_seed: Mapping[str, Mapping[str, Mapping[Any, ModelEvaluation]]
 def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines: Sequence[str] | None = None,
                 min_keywords: int = 10, gate: PitchGate | None = None,
                 progress: Callable[[str], None] = print,
-                built_in: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                built_in: Mapping[str, Any] | None = None, streams_root: Path | None = None) -> dict[str, Any]:
     """Score every fold (and seed) of a cross-engine study folder under each warp factor (and the pitch gate;
-    and, with ``built_in`` settings, the model wrapped in ``models.PitchGated``).
+    and, with ``built_in`` settings, the model wrapped in ``models.PitchGated``). ``streams_root``: score
+    each fold on ``streams_root/<engine>/streams/truth.csv`` (``cross_engine.py --streams-only``) instead of
+    its own streams.
 
     A fold's streams take ~1 s per factor to scan on 2 cores; the gate's pitch
     tracking ~1.5 min per hour of audio.
@@ -219,12 +224,19 @@ def study_warps(study: Path, factors: Sequence[float] = DEFAULT_FACTORS, engines
             raise ProbeError(f"{fold.checkpoint}: no checkpoint (is the fold trained?)")
         progress(f"[{seed} {fold.engine}] scoring {fold.checkpoint} under {len(factors)} warps"
                  + (" and the pitch gate" if gate else "") + (" and the built-in gate" if built_in else ""))
+        truth_csv = None
+        if streams_root is not None:
+            truth_csv = Fold(fold.engine, streams_root / fold.engine).truth
+            if not truth_csv.is_file():
+                raise ProbeError(f"{truth_csv}: no streams for fold {fold.engine} (cross_engine.py --streams-only)")
         per_seed.setdefault(seed, {})[fold.engine] = probe_fold(fold, sorted(factors), gate, pitches=pitches,
-                                                                built_in=built_in, gates_used=gates_used)
+                                                                built_in=built_in, gates_used=gates_used,
+                                                                truth_csv=truth_csv)
     if not per_seed:
         raise ProbeError(f"{study}: no fold with streams (is it a cross-engine study folder?)")
     probe = summarize(per_seed, min_keywords)
     probe["gate"] = asdict(gate) if gate else None
+    probe["streams"] = str(streams_root) if streams_root is not None else None
     if any(used != gates_used[0] for used in gates_used):
         raise ProbeError(f"{study}: the folds' built-in gates differ (models trained with other pitch_warp_factors?)")
     probe["built_in"] = gates_used[0] if built_in is not None else None
@@ -246,7 +258,9 @@ def format_probe(probe: Mapping[str, Any]) -> str:
                   f"F0 from each frame's own receptive field, (F0 / {built_in['reference_hz']:g} Hz)"
                   f"^-{built_in['exponent']:g}")
     lines = [f"Recall on the held-out engines' streams with the mel filterbank warped by each factor ({over}; "
-             f"< 1: every voice lower, > 1: higher; 1 is the model as trained{gated}).", "",
+             f"< 1: every voice lower, > 1: higher; 1 is the model as trained{gated})."
+             + (f" Streams: {probe['streams']}/<engine>/streams, not the folds' own." if probe.get("streams") else ""),
+             "",
              "| recall @ ≤ 1 FA/h " + head, rule]
     for engine in engines:
         lines.append(f"| {engine} | " + " | ".join(_cell(r["folds"][engine]["recall_at_1_fa_per_hour"]) for r in rows) + " |")
