@@ -376,10 +376,14 @@ def narrowband(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -
     Real recordings of that kind were where the shipped model found almost
     nothing over music (issue 8).
     """
-    if _happens(rng, aug.narrowband_speech_prob):
-        clip = telephone(clip, rng, aug.sample_rate, aug.telephone_lowpass_hz, aug.telephone_highpass_hz,
-                         aug.telephone_mulaw_prob)
-    return clip
+    return phone_line(clip, aug, rng) if _happens(rng, aug.narrowband_speech_prob) else clip
+
+
+def phone_line(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """The telephone line of ``aug`` (``telephone_*``): for the speech alone (``narrowband``) or the whole clip
+    (``channel``)."""
+    return telephone(clip, rng, aug.sample_rate, aug.telephone_lowpass_hz, aug.telephone_highpass_hz,
+                     aug.telephone_mulaw_prob)
 
 
 def channel(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -391,7 +395,7 @@ def channel(clip: np.ndarray, aug: AugmentConfig, rng: np.random.Generator) -> n
         level = float(rng.uniform(*aug.clipping_level_range))
         clip = clip_distortion(clip, level, soft=bool(rng.random() < aug.clipping_soft_prob))
     if _happens(rng, aug.telephone_prob):
-        clip = telephone(clip, rng, sr, aug.telephone_lowpass_hz, aug.telephone_highpass_hz, aug.telephone_mulaw_prob)
+        clip = phone_line(clip, aug, rng)
     elif _happens(rng, aug.bandlimit_prob):
         clip = band_limit(clip, float(rng.uniform(*aug.bandlimit_cutoff_hz)), sr)
     return clip

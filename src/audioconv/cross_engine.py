@@ -95,6 +95,11 @@ class Fold:
         """Every utterance of the fold's streams (``streams.write_said``): what false alarms overlapped."""
         return self.folder / "streams" / "said.csv"
 
+    @property
+    def has_streams(self) -> bool:
+        """Composed already (truth and words said written last): composing again would give the same ones."""
+        return self.truth.is_file() and self.said.is_file()
+
 
 def fold_overrides(engine: str, overrides: Sequence[str]) -> list[str]:
     """The Hydra overrides of a fold: the caller's, then ``engine`` held out (and no single held-out voice)."""
@@ -164,6 +169,7 @@ def make_fold_streams(
         raise ValueError(f"{fold.engine}: the held-out split is empty (is the engine in data.corpus.use?)")
     truth: dict[str, list[streams.Keyword]] = {}
     said: dict[str, list[streams.Utterance]] = {}
+    fold.truth.parent.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         name = f"stream_{index:03d}.flac"
         said[name] = []
@@ -187,9 +193,8 @@ def compose_streams(engines: Sequence[str], overrides: Sequence[str], out: Path,
     truths = []
     for engine in engines:
         fold = Fold(engine, out / engine)
-        if not (fold.truth.is_file() and fold.said.is_file()):
+        if not fold.has_streams:
             view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
-            fold.truth.parent.mkdir(parents=True, exist_ok=True)
             make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
             progress(f"[{engine}] composed {count} stream(s) in {fold.truth.parent}")
         truths.append(fold.truth)
@@ -377,7 +382,7 @@ def run(
         view = corpus_manifest(fold_overrides(engine, overrides), root=repo_root)
         progress(f"[{engine}] training without it (view {view.parent.name}), {mining.rounds} mining round(s)")
         train_fold(fold, overrides, repo_root / "train.py", mining)
-        if not (fold.truth.is_file() and fold.said.is_file()):  # composing again gives the same streams
+        if not fold.has_streams:
             make_fold_streams(fold, corpus.read_manifest(view), stream_config, count, seed, music)
         progress(f"[{engine}] scanning {count} stream(s) of its voices")
         evaluation = evaluate_fold(fold, threshold)
