@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MODEL ?= spectrogram
 
-.PHONY: setup demo data train adapt recordings-given models wheel test test-all bench clean
+.PHONY: setup demo data train record adapt recordings-given models wheel test test-all bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,12 @@ data: setup
 train: setup
 	$(PY) train.py model=$(MODEL)
 
+## Record your own voice, guided and checked take by take (RECORDINGS=folder; needs a microphone, PortAudio:
+## libportaudio2 on Debian): 20 keywords and 40 other sentences, about 6 minutes; stop and rerun to resume.
+record: recordings-given setup
+	$(PY) -m pip install -q "sounddevice>=0.4"
+	$(PY) -m audioconv.cli.record $(RECORDINGS)
+
 ## Fine-tune the shipped weights on your own recordings (RECORDINGS=folder with positive/ and negative/, data/README.md):
 ## mixed into the quick corpus, a fifth of the draws; ~2 min of fitting on 2 cores (README, "Your own voice").
 adapt: recordings-given setup
@@ -26,7 +32,7 @@ adapt: recordings-given setup
 	@echo "Scan with: $(PY) scripts/detect.py --checkpoint outputs/$(MODEL)/adapted/checkpoints/best.ckpt --threshold 0.97 FILE.wav"
 
 recordings-given:
-	@test -n "$(RECORDINGS)" || { echo "make adapt: give RECORDINGS=<folder of your recordings> (positive/, negative/: data/README.md)" >&2; exit 2; }
+	@test -n "$(RECORDINGS)" || { echo "make $(MAKECMDGOALS): give RECORDINGS=<folder of your recordings> (positive/, negative/: data/README.md)" >&2; exit 2; }
 
 ## Reproduce the shipped weights (~2 h on 2 cores). For each model: the cross-engine folds (train without each
 ## engine, score its voices) give the threshold that keeps all five unseen engines, pooled, at <= 1 false alarm
