@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from audioconv.models import Conv1dDetector, PitchGated, SpectrogramDetector
+from audioconv.models.base import run_branches
 from audioconv.models.pitch_gate import ClipPitchWarp, FramePitch, GateRule, VoicePitch, trained_rule
 from audioconv.scan import scan_chunked, scan_naive, scan_whole
 from audioconv.warp_probe import warped_copy
@@ -88,6 +89,24 @@ def test_a_voice_that_changes_changes_the_choice_frame_by_frame():
         voice = gated.voice(torch.from_numpy(wave)[None])
         chosen = gated.choices(voice)[0].numpy()
     assert chosen[0] == 0 and chosen[-1] == 2 and set(np.unique(chosen)) <= {0, 1, 2}
+
+
+def test_the_copies_share_one_fft_and_score_as_each_would_alone():
+    """One framed FFT for all three copies at inference; the frames equal the copies run one by one."""
+    _, gated = _gated(6)
+    wave = torch.from_numpy(np.concatenate([buzz(250.0, 1.5), buzz(90.0, 1.5, seed=1)]))[None]
+    ffts = []
+    hooks = [m.frontend.spectrogram.register_forward_hook(lambda *_: ffts.append(1)) for m in gated.members]
+    with torch.no_grad():
+        shared = gated(wave)
+        assert len(ffts) == 1 and gated.shares_magnitude()
+        *logits, voice = run_branches(gated.branches, wave)  # each copy with its own FFT
+        alone = torch.stack(logits).gather(0, gated.choices(voice)[None]).squeeze(0)
+    assert len(ffts) == 1 + len(gated.members)
+    for hook in hooks:
+        hook.remove()
+    torch.testing.assert_close(shared, alone, rtol=0, atol=1e-6)
+    assert not gated.train().shares_magnitude()  # training-mode members warp per clip: each keeps its own path
 
 
 def test_gated_scans_agree_whole_chunked_window_by_window_and_streamed():

@@ -60,7 +60,10 @@ class FramedSpectrogram(nn.Module):
             return torch.sqrt(real * real + imaginary * imaginary)
         frames = wave.unfold(-1, self.n_fft, self.hop_length)  # [B, frames, n_fft]
         spectrum = torch.fft.rfft(frames * self.window, dim=-1)  # [B, frames, bins]
-        return spectrum.abs().transpose(-1, -2)  # [B, bins, frames]
+        # |z| as sqrt(re^2 + im^2): the same value as spectrum.abs() (its hypot guards an overflow that audio
+        # cannot reach) in about a third of the time on CPU, where abs() was a third of a member's scan
+        power = spectrum.real.square() + spectrum.imag.square()
+        return power.sqrt().transpose(-1, -2)  # [B, bins, frames]
 
 
 class LogSpectrogram(nn.Module):
@@ -104,7 +107,11 @@ class LogSpectrogram(nn.Module):
 
     def forward(self, wave: torch.Tensor, warps: torch.Tensor | None = None) -> torch.Tensor:
         """``warps`` [B] (mel only, optional): each clip's filterbank warped by its factor (``warp_filterbank``)."""
-        magnitude = self.spectrogram(wave)
+        return self.from_magnitude(self.spectrogram(wave), warps)
+
+    def from_magnitude(self, magnitude: torch.Tensor, warps: torch.Tensor | None = None) -> torch.Tensor:
+        """The features from a framed magnitude [B, bins, frames] (``FramedSpectrogram``): mel, then log. Detectors
+        that differ only in their filterbank (``PitchGated``'s warped copies) share one magnitude this way."""
         if self.mel is not None:
             mel = self.mel if warps is None else warp_filterbank(self.mel, warps)  # [M, F] or [B, M, F]
             magnitude = torch.matmul(mel, magnitude)

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audioconv.features import warp_filterbank
+from audioconv.features import LogSpectrogram, warp_filterbank
 from audioconv.geometry import TimeLayer
 from audioconv.models.base import Combined, Detector, run_branches
 
@@ -270,7 +270,21 @@ class PitchGated(Combined):
         share, weighted = voice[:, 0], voice[:, 1]
         return self.rule.choose(weighted / share.clamp_min(1e-6), share * self.voice.frames_per_field)
 
+    def shares_magnitude(self) -> bool:
+        """Whether the members can score from one shared FFT: at inference, with their own front ends (a
+        streaming copy's are stateful windows, one per member, and each must see every push)."""
+        return not self.training and all(
+            isinstance(member.frontend, LogSpectrogram) and hasattr(member, "logits_from_magnitude")
+            for member in self.members)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        *logits, voice = run_branches(self.branches, wave)
+        if self.shares_magnitude():
+            # the members differ only in their mel filterbanks: one framed FFT serves them all (the FFT, or its
+            # strided-convolution form in an ONNX export, is most of a member's cost)
+            magnitude = self.members[0].frontend.spectrogram(wave)
+            logits = [member.logits_from_magnitude(magnitude) for member in self.members]
+            voice = self.voice(wave)
+        else:
+            *logits, voice = run_branches(self.branches, wave)
         chosen = self.choices(voice)
         return torch.stack(logits).gather(0, chosen[None]).squeeze(0) * self.output_scale

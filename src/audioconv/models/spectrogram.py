@@ -185,6 +185,10 @@ class SpectrogramDetector(Detector):
             warps = by_pitch if warps is None else warps * by_pitch
         # scans go through features(): streaming swaps the front end for a one-argument window (audioconv.streaming)
         features = self.features(wave) if warps is None else self.frontend(wave, warps)
+        return self.embed_features(features, depth)
+
+    def embed_features(self, features: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """``embed`` from the log-mel image [B, n_mels, frames] on (``features`` or ``frontend.from_magnitude``)."""
         x = self.specaugment(self.input_norm(features))
         x = self.conv2d(x.unsqueeze(1))  # [B, C, bins, frames]
         x = self.fold(x.flatten(1, 2))  # frequency folded into channels
@@ -192,3 +196,8 @@ class SpectrogramDetector(Detector):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(wave)).squeeze(1)
+
+    def logits_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Frame logits [B, T'] from a framed magnitude [B, bins, frames] computed elsewhere: ``forward`` at
+        inference without its own FFT (``PitchGated`` computes one for all its warped copies)."""
+        return self.head(self.embed_features(self.frontend.from_magnitude(magnitude))).squeeze(1)
