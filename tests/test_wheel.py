@@ -147,6 +147,11 @@ def test_console_script_finds_the_keywords(installed) -> None:
     export = run([bin_dir / "audioconv-export", "--model", "spectrogram", work / "x.onnx"], cwd=work)
     assert export.returncode == 2 and export.stderr.count("\n") == 1 and "needs torch" in export.stderr
 
+    # the recorder installs with the runtime; without the mic extra it says what to install, in one line
+    record = run([bin_dir / "audioconv-record", work / "my_recordings"], cwd=work)
+    assert record.returncode == 1 and record.stderr.count("\n") == 1, record.stderr
+    assert "pip install sounddevice" in record.stderr and not (work / "my_recordings").exists()
+
 
 def test_python_api_as_in_the_readme(installed) -> None:
     bin_dir, work = installed
