@@ -22,7 +22,7 @@ train: setup
 ## libportaudio2 on Debian): 20 keywords and 40 other sentences, about 6 minutes; stop and rerun to resume.
 record: recordings-given setup
 	$(PY) -m pip install -q "sounddevice>=0.4"
-	$(PY) -m audioconv.cli.record $(RECORDINGS)
+	$(PY) -m audioconv.cli.record "$(RECORDINGS)"
 
 ## Fine-tune the shipped weights on your own recordings (RECORDINGS=folder with positive/ and negative/, data/README.md):
 ## mixed into the quick corpus, a fifth of the draws; ~2 min of fitting on 2 cores (README, "Your own voice").

@@ -94,6 +94,7 @@ def test_a_voice_that_changes_changes_the_choice_frame_by_frame():
 def test_the_copies_share_one_fft_and_score_as_each_would_alone():
     """One framed FFT for all three copies at inference; the frames equal the copies run one by one."""
     _, gated = _gated(6)
+    gated.divide_logits(1.7)  # a folded temperature, as the shipped gate has
     wave = torch.from_numpy(np.concatenate([buzz(250.0, 1.5), buzz(90.0, 1.5, seed=1)]))[None]
     ffts = []
     hooks = [m.frontend.spectrogram.register_forward_hook(lambda *_: ffts.append(1)) for m in gated.members]
@@ -101,11 +102,14 @@ def test_the_copies_share_one_fft_and_score_as_each_would_alone():
         shared = gated(wave)
         assert len(ffts) == 1 and gated.shares_magnitude()
         *logits, voice = run_branches(gated.branches, wave)  # each copy with its own FFT
-        alone = torch.stack(logits).gather(0, gated.choices(voice)[None]).squeeze(0)
+        alone = torch.stack(logits).gather(0, gated.choices(voice)[None]).squeeze(0) * gated.output_scale
     assert len(ffts) == 1 + len(gated.members)
     for hook in hooks:
         hook.remove()
     torch.testing.assert_close(shared, alone, rtol=0, atol=1e-6)
+    from audioconv.streaming import streaming_copy
+
+    assert not streaming_copy(gated)[0].shares_magnitude()  # each copy's front end is a stateful window of its own
     assert not gated.train().shares_magnitude()  # training-mode members warp per clip: each keeps its own path
 
 

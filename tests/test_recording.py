@@ -72,10 +72,25 @@ def test_unusable_keyword_takes_say_why(wave: np.ndarray, fragment: str) -> None
     assert not verdict.ok and fragment in verdict.reason and verdict.span is None
 
 
-def test_other_speech_may_hold_several_words() -> None:
+def test_other_speech_may_hold_several_words_but_not_just_a_cough() -> None:
     wave = take(4.0, [(0.5, 0.5), (1.4, 0.6), (2.5, 0.7)])
     assert check_take(wave, SR, "other").ok
     assert not check_take(wave, SR, "keyword").ok
+    cough = check_take(take(4.0, [(1.0, 0.25)]), SR, "other")
+    assert not cough.ok and "whole sentence" in cough.reason
+
+
+def test_the_room_needs_only_to_be_heard_and_unclipped() -> None:
+    assert check_take(take(30.0, [], noise=3e-3), SR, "background").ok
+    assert "nothing heard" in check_take(np.zeros(SR, dtype=np.float32), SR, "background").reason
+    assert "clipped" in check_take(take(30.0, [(3.0, 1.0)], level=5.0), SR, "background").reason
+
+
+def test_digital_silence_at_the_start_is_not_taken_for_the_room() -> None:
+    wave = take(2.5, [(0.9, 0.5)])
+    wave[: SR // 5] = 0.0  # a device that starts with zeros
+    verdict = check_take(wave, SR, "keyword")
+    assert verdict.ok and 0.75 <= verdict.span[0] <= 0.9, verdict
 
 
 def test_session_plan_interleaves_and_varies_the_prompts() -> None:
@@ -99,6 +114,17 @@ def test_session_plan_refuses_what_it_cannot_prompt() -> None:
         'Read aloud: "one."', 'Read aloud: "two."']
     with pytest.raises(ValueError, match=">= 0"):
         session_plan(-1, 3)
+    for said in ("You are welcome here.", "Oh well. Come in!", "WELL,  come"):
+        with pytest.raises(ValueError, match="says the keyword"):
+            session_plan(1, 1, sentences=["A fine day.", said])
+
+
+def test_the_room_comes_first_and_long_sentences_get_long_takes() -> None:
+    plan = session_plan(2, 2, sentences=["Short one.", " ".join(["word"] * 20) + "."], background_takes=1)
+    assert [t.kind for t in plan][0] == "background" and plan[0].seconds == recording.BACKGROUND_SECONDS
+    others = [t for t in plan if t.kind == "other"]
+    assert others[0].seconds == recording.OTHER_TAKE_SECONDS < others[1].seconds == 9.5
+    assert len({t.key for t in plan}) == len(plan)  # every take named once: what resuming goes by
 
 
 class FakeMicrophone:
@@ -126,7 +152,7 @@ def test_a_session_writes_the_folder_training_reads(tmp_path: Path) -> None:
     folder = RecordingFolder(tmp_path / "rec")
     said: list[str] = []
     saved = record_session(folder, session_plan(4, 6), FakeMicrophone(bad_every=3), lambda prompt: "", said.append)
-    assert saved == {"keyword": 4, "other": 6}
+    assert saved == {"keyword": 4, "other": 6, "background": 0}
     assert sum("again: nothing heard" in line for line in said) >= 3  # bad takes were asked for again
     positives = sorted((tmp_path / "rec" / "positive" / "me").glob("*.wav"))
     assert [p.name for p in positives] == ["001.wav", "002.wav", "003.wav", "004.wav"]
@@ -143,21 +169,63 @@ def test_a_session_writes_the_folder_training_reads(tmp_path: Path) -> None:
         assert 0.55 <= row["kw_start"] <= 0.7 and 1.2 <= row["kw_end"] <= 1.35
 
 
-def test_a_stopped_session_resumes_where_it_stopped(tmp_path: Path) -> None:
+def test_a_stopped_session_resumes_with_the_prompts_it_has_not_got(tmp_path: Path) -> None:
     plan = session_plan(3, 4)
-    answers = iter(["", "", "", "q"])
-    first = record_session(RecordingFolder(tmp_path), plan, FakeMicrophone(), lambda p: next(answers), lambda s: None)
+    asked: list[str] = []
+
+    def answers(script: list[str]):  # noqa: ANN202
+        replies = iter(script)
+        return lambda prompt: asked.append(prompt) or next(replies)
+
+    # record, record, skip, record, then stop: the third take was skipped, not recorded
+    first = record_session(RecordingFolder(tmp_path), plan, FakeMicrophone(), answers(["", "", "s", "", "q"]),
+                           lambda s: None)
     assert sum(first.values()) == 3
+    skipped = plan[2].prompt
     before = {p: p.read_bytes() for p in tmp_path.rglob("*.wav")}
+    asked.clear()
     said: list[str] = []
-    second = record_session(RecordingFolder(tmp_path), plan, FakeMicrophone(), lambda p: "", said.append)
+    second = record_session(RecordingFolder(tmp_path), plan, FakeMicrophone(), answers([""] * 4), said.append)
     assert sum(second.values()) == 4 and "3 takes already" in said[0]
+    assert [p.split("] ", 1)[1].split("  Enter")[0] for p in asked] == [t.prompt for t in plan[2:3] + plan[4:]]
+    assert skipped in asked[0]
     assert all(p.read_bytes() == content for p, content in before.items())  # nothing overwritten
     folder = RecordingFolder(tmp_path)
-    assert folder.count("keyword") == 3 and folder.count("other") == 4
+    assert folder.count("keyword") == 3 and folder.count("other") == 4 and folder.done() == {t.key for t in plan}
     assert len(keyword_rows(tmp_path)) == 3
     assert record_session(folder, plan, FakeMicrophone(), lambda p: pytest.fail("nothing left to ask"),
-                          lambda s: None) == {"keyword": 0, "other": 0}
+                          lambda s: None) == dict.fromkeys(recording.KINDS, 0)
+
+
+def test_other_answers_ask_again_and_record_nothing(tmp_path: Path) -> None:
+    replies = iter(["quiet", "y", "n", "QUIT"])
+    said: list[str] = []
+    microphone = FakeMicrophone()
+    saved = record_session(RecordingFolder(tmp_path), session_plan(1, 0), microphone, lambda p: next(replies),
+                           said.append)
+    assert saved["keyword"] == 0 and next(microphone.calls) == 0  # the microphone was never used
+    assert sum("press Enter to record" in line for line in said) == 3
+
+
+def test_a_take_stopped_while_saving_leaves_no_file_without_its_span(tmp_path: Path, monkeypatch) -> None:
+    folder = RecordingFolder(tmp_path)
+    keyword = session_plan(1, 0)[0]
+    wave = take(2.5, [(0.8, 0.5)])
+    verdict = check_take(wave, SR, "keyword")
+
+    def interrupted(path, wave):  # noqa: ANN001, ANN202
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recording.audio, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folder.save(wave, keyword, verdict)
+    monkeypatch.undo()
+    assert not list(tmp_path.rglob("*.wav")) and folder.done() == set()  # a row without a file is not a take
+    assert [r["kind"] for r in user_corpus_rows(tmp_path, seed=0)] == []
+    folder.save(wave, keyword, verdict)  # the next take at that number replaces the orphan rows
+    assert [r["file"] for r in keyword_rows(tmp_path)] == ["me/001.wav"] and folder.done() == {keyword.key}
+    with (tmp_path / "takes.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1
 
 
 def test_skips_and_hopeless_takes_save_nothing(tmp_path: Path) -> None:
@@ -165,9 +233,9 @@ def test_skips_and_hopeless_takes_save_nothing(tmp_path: Path) -> None:
     said: list[str] = []
     saved = record_session(folder, session_plan(1, 1), FakeMicrophone(bad_every=1), lambda p: "", said.append,
                            max_tries=2)
-    assert saved == {"keyword": 0, "other": 0} and sum("skipped after 2 tries" in s for s in said) == 2
+    assert sum(saved.values()) == 0 and sum("skipped after 2 tries" in s for s in said) == 2
     saved = record_session(folder, session_plan(1, 1), FakeMicrophone(), lambda p: "s", said.append)
-    assert saved == {"keyword": 0, "other": 0} and not list(tmp_path.rglob("*.wav"))
+    assert sum(saved.values()) == 0 and not list(tmp_path.rglob("*.wav"))
     assert not (tmp_path / "positive" / "keywords.csv").exists()
 
 
@@ -175,7 +243,7 @@ def test_the_folder_keeps_other_rows_and_refuses_bad_input(tmp_path: Path) -> No
     (tmp_path / "positive").mkdir()
     (tmp_path / "positive" / "keywords.csv").write_text("file,kw_start,kw_end\nalice/001.wav,0.1,0.7\n")
     folder = RecordingFolder(tmp_path, speaker="bob")
-    keyword = Take("keyword", "say it", recording.KEYWORD_TAKE_SECONDS)
+    keyword = Take("keyword", "keyword-01", "say it", recording.KEYWORD_TAKE_SECONDS)
     wave = take(2.5, [(0.8, 0.5)])
     folder.save(wave, keyword, check_take(wave, SR, "keyword"))
     assert [r["file"] for r in keyword_rows(tmp_path)] == ["alice/001.wav", "bob/001.wav"]
@@ -199,9 +267,10 @@ def test_cli_records_from_the_microphone(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(mic, "open_rate", lambda rate, device=None: 44_100)
     monkeypatch.setattr(mic, "blocks", blocks)
     monkeypatch.setattr("builtins.input", lambda prompt="": "")
-    assert record_cli.main([str(tmp_path / "rec"), "--keywords", "2", "--other", "2", "--speaker", "ann"]) == 0
+    assert record_cli.main([str(tmp_path / "rec"), "--keywords", "2", "--other", "2", "--background", "0",
+                            "--speaker", "ann"]) == 0
     err = capsys.readouterr().err
-    assert "make adapt RECORDINGS=" in err and "holds 2 and 2 for ann" in err
+    assert "make adapt RECORDINGS=" in err and "holds 2, 2 and 0 for ann" in err
     assert len(keyword_rows(tmp_path / "rec")) == 2
 
 
@@ -215,7 +284,14 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["error: microphone: no usable input device (none)"]
     assert record_cli.main([str(tmp_path), "--sentences", str(tmp_path / "missing.txt")]) == record_cli.EXIT_USAGE
-    assert capsys.readouterr().err.startswith("error: ") and not list(tmp_path.rglob("*.wav"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'missing.txt'}: ")
+    monkeypatch.setattr(mic, "open_rate", lambda rate, device=None: SR)
+    (tmp_path / "a_file").write_text("not a folder")
+    assert record_cli.main([str(tmp_path / "a_file")]) == record_cli.EXIT_FAILED
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'a_file'}: "), lines
+    assert not list(tmp_path.rglob("*.wav"))
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -28,11 +28,10 @@ def _sounddevice():  # noqa: ANN202 - the module, typed only where installed
     try:
         import sounddevice
     except ImportError:
-        raise MicrophoneError("listening needs the sounddevice package: pip install sounddevice "
-                              "(or pipe a recorder into --stream -)") from None
+        raise MicrophoneError("the microphone needs the sounddevice package: pip install sounddevice") from None
     except OSError as error:  # sounddevice is there, the PortAudio library is not
-        raise MicrophoneError(f"listening needs the PortAudio library ({_first_line(error)}): "
-                              "sudo apt-get install libportaudio2, or pipe a recorder into --stream -") from None
+        raise MicrophoneError(f"the microphone needs the PortAudio library ({_first_line(error)}): "
+                              "sudo apt-get install libportaudio2") from None
     return sounddevice
 
 

@@ -331,7 +331,7 @@ def scan_microphone(detector: Detector, args: argparse.Namespace, results: TextI
                 announce(detector, "the microphone", f"{rate} Hz")
             writer.write(stream.push(samples))
     except mic.MicrophoneError as error:
-        report(f"error: {MIC_LABEL}: {error}")
+        report(f"error: {MIC_LABEL}: {error} (or pipe a recorder into --stream -)")
         return EXIT_FILE_FAILED
     except KeyboardInterrupt:  # the way to stop listening
         pass

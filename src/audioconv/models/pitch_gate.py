@@ -273,9 +273,12 @@ class PitchGated(Combined):
     def shares_magnitude(self) -> bool:
         """Whether the members can score from one shared FFT: at inference, with their own front ends (a
         streaming copy's are stateful windows, one per member, and each must see every push)."""
-        return not self.training and all(
-            isinstance(member.frontend, LogSpectrogram) and hasattr(member, "logits_from_magnitude")
-            for member in self.members)
+        if self.training or not all(isinstance(member.frontend, LogSpectrogram)
+                                    and hasattr(member, "logits_from_magnitude") for member in self.members):
+            return False
+        framing = {(m.frontend.spectrogram.n_fft, m.frontend.spectrogram.hop_length,
+                    m.frontend.spectrogram.dft_as_conv) for m in self.members}
+        return len(framing) == 1  # copies of one detector: always, unless someone rebuilt a member
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if self.shares_magnitude():
