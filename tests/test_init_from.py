@@ -47,3 +47,21 @@ def test_a_missing_file_is_named(tmp_path):
     model = checkpoints.build_detector(CONFIG)
     with pytest.raises(checkpoints.CheckpointError, match="nothing.ckpt: no such file"):
         start_from(model, tmp_path / "nothing.ckpt")
+
+
+def test_a_pitch_gated_file_starts_from_its_network_as_trained(tmp_path):
+    """The shipped spectrogram weights are pitch-gated: `make adapt` fine-tunes their unwarped copy."""
+    from audioconv.models import PitchGated
+
+    source, _ = saved(tmp_path, CONFIG, seed=1)
+    gated = PitchGated(source)
+    gated.divide_logits(1.4)  # the shipped file's folded temperature lives on the gate, not in the network
+    path = tmp_path / "gated.safetensors"
+    checkpoints.save_detector(path, gated, checkpoints.pitch_gated_config(CONFIG, gated), threshold=0.95)
+    torch.manual_seed(2)
+    model = checkpoints.build_detector(CONFIG)
+    start_from(model, path)
+    after = model.state_dict()
+    assert after.keys() == source.state_dict().keys()
+    for name, value in source.state_dict().items():
+        assert torch.equal(after[name], value), name

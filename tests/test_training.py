@@ -235,3 +235,34 @@ def test_tiny_run_with_the_phonetic_task(corpus_root: Path, tmp_path: Path) -> N
     head = checkpoint["state_dict"]["phonetic_head.classify.weight"]
     assert head.shape[0] == len(phonemes) + 1  # the blank, then each phoneme
     load_detector(run_dir / "checkpoints" / "best.ckpt")  # loads strictly: the head is not part of the detector
+
+
+def test_adapt_fine_tunes_the_shipped_weights_on_recorded_takes(corpus_root: Path, tmp_path: Path) -> None:
+    """`make adapt` (tiny): the pitch-gated shipped weights fine-tuned on a folder `audioconv-record` wrote."""
+    import numpy as np
+
+    from audioconv import recording
+
+    folder = recording.RecordingFolder(tmp_path / "my_recordings")
+    rng = np.random.default_rng(0)
+    for take in recording.session_plan(6, 6, background_takes=1):
+        wave = 1e-3 * rng.standard_normal(round(take.seconds * 16_000)).astype(np.float32)
+        if take.kind != "background":  # a voiced sound where a word would be: 0.5 s, or two for a sentence
+            t = np.arange(8_000) / 16_000
+            for start in (0.7,) if take.kind == "keyword" else (0.5, 1.6):
+                wave[round(start * 16_000):round(start * 16_000) + t.size] += 0.2 * np.sin(2 * np.pi * 150 * t)
+        verdict = recording.check_take(wave, 16_000, take.kind)
+        assert verdict.ok, verdict.reason
+        folder.save(wave, take, verdict)
+    run_dir = tmp_path / "adapted"
+    result = run_train("model=spectrogram", "experiment=tiny", f"paths.corpus_root={corpus_root}",
+                       f"init_from={ROOT / 'src/audioconv/weights/spectrogram.safetensors'}",
+                       f"data.user_folder={tmp_path / 'my_recordings'}", "data.loader.user_share=0.2",
+                       "trainer.max_epochs=1", "optim.lr=0.001", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "is pitch-gated: fine-tuning its network as trained" in result.stdout + result.stderr
+    detector, _ = load_detector(run_dir / "checkpoints" / "best.ckpt")
+    shipped, _ = load_detector(ROOT / "src/audioconv/weights/spectrogram.safetensors")
+    assert type(detector).__name__ == "SpectrogramDetector"
+    moved = [k for k, v in detector.state_dict().items() if not torch.equal(v, shipped.unwarped.state_dict()[k])]
+    assert moved, "fine-tuning changed the weights"

@@ -41,7 +41,8 @@ FRAME_SECONDS = 0.02  # energy frames of the endpointer
 MERGE_GAP_SECONDS = 0.25  # silences shorter than this inside a word or phrase (a stop's closure) do not split it
 SPAN_PAD_SECONDS = 0.06  # kept around the found span: soft onsets ("w") and releases sit below the energy threshold
 EDGE_SECONDS = 0.1  # speech this near either end of a take was probably cut off
-MIN_PEAK = 10 ** (-40 / 20)  # a take whose peak is below -40 dBFS heard nothing
+MIN_PEAK = 10 ** (-40 / 20)  # a take whose peak is below -40 dBFS heard no speech
+MIN_ROOM_PEAK = 10 ** (-70 / 20)  # a quiet room may be that quiet; below -70 dBFS the input is muted
 DIGITAL_SILENCE_DB = -100.0
 MIN_SPEECH_DB = 12.0  # speech must stand this far above the take's own noise floor
 CLIPPED = 0.99  # |sample| at or above this is clipping
@@ -230,7 +231,7 @@ def check_take(wave: np.ndarray, sample_rate: int, kind: str, keyword: str = KEY
     """Is this take usable for training? The first problem found, worded as what to do about it."""
     wave = np.asarray(wave, dtype=np.float32)
     peak = float(np.abs(wave).max()) if wave.size else 0.0
-    if peak < MIN_PEAK:
+    if peak < (MIN_ROOM_PEAK if kind == "background" else MIN_PEAK):
         return Verdict(False, "nothing heard: is the microphone on and not muted?")
     if np.mean(np.abs(wave) >= CLIPPED) > MAX_CLIPPED_SHARE:
         return Verdict(False, "too loud, the sound clipped: move back a little or turn the input gain down")

@@ -23,6 +23,7 @@ from audioconv import checkpoints, geometry
 from audioconv.averaging import ema_callback
 from audioconv.data import KeywordDataModule
 from audioconv.files import write_text_atomically
+from audioconv.models import PitchGated
 from audioconv.module import KeywordModule
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,15 @@ def start_from(model: torch.nn.Module, path: Path) -> None:
     Only the weights travel; the optimizer and its learning-rate schedule start
     afresh over this run's epochs (unlike ``ckpt_path``, which resumes a run).
     The two detectors must be built alike (same ``model`` config), else
-    ``CheckpointError`` names the file and the first mismatch.
+    ``CheckpointError`` names the file and the first mismatch. A pitch-gated
+    file (the shipped spectrogram weights, ``PitchGated``) starts the run from
+    its network as trained, the unwarped copy: that is what ``make adapt``
+    fine-tunes on a user's voice, scored ungated afterwards.
     """
     source, _ = checkpoints.load_detector(path)
+    if isinstance(source, PitchGated) and not isinstance(model, PitchGated):
+        log.info("%s is pitch-gated: fine-tuning its network as trained (the unwarped copy)", path)
+        source = source.unwarped
     try:
         model.load_state_dict(source.state_dict(), strict=True)
     except RuntimeError as error:
