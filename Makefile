@@ -19,7 +19,7 @@ train: setup
 	$(PY) train.py model=$(MODEL)
 
 ## Record your own voice, guided and checked take by take (RECORDINGS=folder; needs a microphone, PortAudio:
-## libportaudio2 on Debian): 20 keywords and 40 other sentences, about 6 minutes; stop and rerun to resume.
+## libportaudio2 on Debian): 30 s of the room, 20 keywords and 40 other sentences, about 7 minutes; stop and rerun to resume.
 record: recordings-given setup
 	$(PY) -m pip install -q "sounddevice>=0.4"
 	$(PY) -m audioconv.cli.record "$(RECORDINGS)"

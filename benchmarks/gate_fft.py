@@ -49,7 +49,7 @@ def main() -> None:
 
     def separate() -> torch.Tensor:
         *logits, voice = run_branches(model.branches, wave)
-        return torch.stack(logits).gather(0, model.choices(voice)[None]).squeeze(0) * model.output_scale
+        return model.combine(logits, voice)
 
     with torch.inference_mode():
         difference = (model(wave) - separate()).abs().max().item()

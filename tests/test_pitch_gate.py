@@ -102,7 +102,7 @@ def test_the_copies_share_one_fft_and_score_as_each_would_alone():
         shared = gated(wave)
         assert len(ffts) == 1 and gated.shares_magnitude()
         *logits, voice = run_branches(gated.branches, wave)  # each copy with its own FFT
-        alone = torch.stack(logits).gather(0, gated.choices(voice)[None]).squeeze(0) * gated.output_scale
+        alone = gated.combine(logits, voice)
     assert len(ffts) == 1 + len(gated.members)
     for hook in hooks:
         hook.remove()

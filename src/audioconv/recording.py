@@ -276,6 +276,13 @@ def _write_csv(path: Path, rows: list[dict[str, str]], columns: Sequence[str]) -
     write_text_atomically(path, text.getvalue())
 
 
+def _put_row(path: Path, row: dict[str, str]) -> None:
+    """``row`` into the table at ``path`` in place of any row for the same ``file`` (an orphan of a stopped
+    save), the other rows and columns kept; its keys lead the columns."""
+    rows = [old for old in _read_csv(path) if old.get("file") != row["file"]]
+    _write_csv(path, [*rows, row], list(row))
+
+
 class RecordingFolder:
     """A user's recordings folder as ``corpus.user_corpus_rows`` reads it, written one take at a time.
 
@@ -322,14 +329,10 @@ class RecordingFolder:
             raise ValueError("a keyword take needs its span")
         path = self.folder(take.kind) / f"{max((int(p.stem) for p in self._numbered(take.kind)), default=0) + 1:03d}.wav"
         if take.kind == "keyword":
-            name = path.relative_to(self.root / "positive").as_posix()
-            rows = [row for row in _read_csv(self.times_path) if row.get("file") != name]
-            rows.append({"file": name, "kw_start": f"{verdict.span[0]:.3f}", "kw_end": f"{verdict.span[1]:.3f}"})
-            _write_csv(self.times_path, rows, ["file", "kw_start", "kw_end"])
-        name = path.relative_to(self.root).as_posix()
-        rows = [row for row in _read_csv(self.takes_path) if row.get("file") != name]
-        rows.append({"speaker": self.speaker, "take": take.key, "kind": take.kind, "prompt": take.prompt, "file": name})
-        _write_csv(self.takes_path, rows, ["speaker", "take", "kind", "prompt", "file"])
+            _put_row(self.times_path, {"file": path.relative_to(self.root / "positive").as_posix(),
+                                       "kw_start": f"{verdict.span[0]:.3f}", "kw_end": f"{verdict.span[1]:.3f}"})
+        _put_row(self.takes_path, {"speaker": self.speaker, "take": take.key, "kind": take.kind,
+                                   "prompt": take.prompt, "file": path.relative_to(self.root).as_posix()})
         audio.save(path, wave)
         return path
 

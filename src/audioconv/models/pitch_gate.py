@@ -289,5 +289,9 @@ class PitchGated(Combined):
             voice = self.voice(wave)
         else:
             *logits, voice = run_branches(self.branches, wave)
-        chosen = self.choices(voice)
-        return torch.stack(logits).gather(0, chosen[None]).squeeze(0) * self.output_scale
+        return self.combine(logits, voice)
+
+    def combine(self, logits: Sequence[torch.Tensor], voice: torch.Tensor) -> torch.Tensor:
+        """The members' frame logits (one [B, T'] each) and ``VoicePitch``'s output -> the gated logits [B, T']:
+        each frame the logit of its member (``choices``), times the folded temperature."""
+        return torch.stack(list(logits)).gather(0, self.choices(voice)[None]).squeeze(0) * self.output_scale
